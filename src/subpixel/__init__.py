@@ -1,0 +1,20 @@
+"""subpixel: sub-pixel convolution in every channel order, and real-time super-resolution.
+
+The public API is listed in ``__all__``. Training, evaluation and the command-line tool
+live in their own modules and are not imported here.
+"""
+
+from subpixel.layers import PixelShuffle, PixelUnshuffle
+from subpixel.ops import convert_order, order_permutation, pixel_shuffle, pixel_unshuffle
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PixelShuffle",
+    "PixelUnshuffle",
+    "__version__",
+    "convert_order",
+    "order_permutation",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+]

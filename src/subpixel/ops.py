@@ -1,0 +1,455 @@
+"""The periodic shuffle (pixel shuffle, depth-to-space) and its inverse, in every channel order.
+
+A shuffle spreads each group of ``∏r`` channels over an ``r_1×…×r_n`` block of output
+pixels. Frameworks disagree on *which* channel lands on *which* pixel; the ``order``
+string says it explicitly: ``c`` for the output channel plus one letter per spatial axis
+(``w``; ``h w``; ``d h w``), written outermost first, describing how the **input channel
+axis** is factorised. ``order`` is independent of ``data_format`` (where the channel axis
+sits in the tensor).
+
+=============  ==========================================================================
+order          who uses it
+=============  ==========================================================================
+``chw``        PyTorch ``pixel_shuffle``; ONNX ``DepthToSpace`` mode CRD; einops
+``hwc``        TensorFlow ``depth_to_space``; ONNX ``DepthToSpace`` mode DCR; ``SpaceToDepth``
+``cwh``        the original TensorFlow ``subpixel`` project's ``PS(X, r, color=True)``
+``whc``        the "subpixel autoencoder" Keras article's ``_phase_shift``
+=============  ==========================================================================
+
+Aliases (the dimension comes from a tuple ``factor``; with an int factor it is 2):
+``"torch"``/``"pytorch"``/``"onnx-crd"``/``"crd"``/``"einops"`` = ``c`` + spatial;
+``"tensorflow"``/``"tf"``/``"onnx-dcr"``/``"dcr"`` = spatial + ``c``;
+``"subpixel-tf"``/``"caffe"``/``"realsr"`` = ``c`` + reversed spatial;
+``"keras-article"`` = reversed spatial + ``c``.
+
+Example:
+    >>> import torch, subpixel
+    >>> x = torch.arange(8.0).reshape(1, 8, 1, 1)
+    >>> subpixel.pixel_shuffle(x, 2, order="chw").shape
+    torch.Size([1, 2, 2, 2])
+    >>> torch.equal(subpixel.pixel_shuffle(x, 2), torch.nn.functional.pixel_shuffle(x, 2))
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal, TypeVar, overload
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ORDER_ALIASES",
+    "ShuffleSpec",
+    "convert_order",
+    "order_permutation",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "resolve_order",
+]
+
+DataFormat = Literal["channels_first", "channels_last"]
+Factor = int | Sequence[int]
+ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
+
+_SPATIAL_LETTERS = {1: "w", 2: "hw", 3: "dhw"}
+
+#: Framework names accepted as ``order``, mapped to a rule building the order for n axes.
+ORDER_ALIASES: dict[str, str] = {
+    "torch": "c+spatial",
+    "pytorch": "c+spatial",
+    "onnx-crd": "c+spatial",
+    "crd": "c+spatial",
+    "einops": "c+spatial",
+    "tensorflow": "spatial+c",
+    "tf": "spatial+c",
+    "onnx-dcr": "spatial+c",
+    "dcr": "spatial+c",
+    "subpixel-tf": "c+reversed",
+    "caffe": "c+reversed",
+    "realsr": "c+reversed",
+    "keras-article": "reversed+c",
+}
+
+
+def _alias_to_order(rule: str, ndim: int) -> str:
+    spatial = _SPATIAL_LETTERS[ndim]
+    return {
+        "c+spatial": "c" + spatial,
+        "spatial+c": spatial + "c",
+        "c+reversed": "c" + spatial[::-1],
+        "reversed+c": spatial[::-1] + "c",
+    }[rule]
+
+
+@lru_cache(maxsize=256)
+def resolve_order(order: str, ndim: int | None = None) -> str:
+    """Return the canonical order string for ``order`` (a string or an alias).
+
+    Args:
+        order: an order string such as ``"chw"`` or an alias such as ``"tensorflow"``.
+        ndim: the number of spatial axes, needed only for aliases (default 2).
+
+    Example:
+        >>> resolve_order("tensorflow")
+        'hwc'
+        >>> resolve_order("torch", 3)
+        'cdhw'
+    """
+    if not isinstance(order, str):
+        raise TypeError(f"order must be a string such as 'chw', got {type(order).__name__}")
+    key = order.strip().lower()
+    if key in ORDER_ALIASES:
+        n = 2 if ndim is None else ndim
+        if n not in _SPATIAL_LETTERS:
+            raise ValueError(f"order alias {order!r}: only 1, 2 or 3 spatial axes, got {n}")
+        return _alias_to_order(ORDER_ALIASES[key], n)
+    letters = set(key)
+    n = len(key) - 1
+    if (
+        n not in _SPATIAL_LETTERS
+        or len(letters) != len(key)
+        or letters != set("c" + _SPATIAL_LETTERS[n])
+    ):
+        raise ValueError(
+            f"unknown or malformed order {order!r}: expected 'c' plus one letter per spatial "
+            "axis, each once ('cw'/'wc'; 'chw', 'hwc', 'cwh', 'whc'; any arrangement of "
+            f"'cdhw'), or an alias ({', '.join(sorted(ORDER_ALIASES))})"
+        )
+    if ndim is not None and n != ndim:
+        raise ValueError(f"order {order!r} has {n} spatial axes but {ndim} were expected")
+    return key
+
+
+@dataclass(frozen=True)
+class ShuffleSpec:
+    """A resolved shuffle: canonical order and per-axis factors (outermost spatial axis first).
+
+    Example:
+        >>> ShuffleSpec.make((2, 3), "tensorflow")
+        ShuffleSpec(order='hwc', factors=(2, 3))
+    """
+
+    order: str
+    factors: tuple[int, ...]
+
+    @staticmethod
+    def make(factor: Factor, order: str) -> ShuffleSpec:
+        """Validate ``factor`` and ``order`` together and return the spec."""
+        ndim_hint: int | None = None
+        if isinstance(factor, (int, np.integer)) and not isinstance(factor, bool):
+            factors_in: tuple[int, ...] | None = None
+        elif isinstance(factor, Sequence) and not isinstance(factor, str):
+            factors_in = tuple(factor)
+            if not all(
+                isinstance(f, (int, np.integer)) and not isinstance(f, bool) for f in factors_in
+            ):
+                raise TypeError(f"factor must be an int or a tuple of ints, got {factor!r}")
+            ndim_hint = len(factors_in)
+        else:
+            raise TypeError(f"factor must be an int or a tuple of ints, got {factor!r}")
+        key = order.strip().lower() if isinstance(order, str) else order
+        if ndim_hint is not None and ndim_hint not in _SPATIAL_LETTERS and key in ORDER_ALIASES:
+            raise ValueError(
+                f"factor {factor!r} has {ndim_hint} entries; only 1, 2 or 3 spatial axes exist"
+            )
+        canonical = resolve_order(order, ndim_hint if key in ORDER_ALIASES else None)
+        n = len(canonical) - 1
+        if factors_in is None:
+            factors = (int(factor),) * n  # type: ignore[call-overload]
+        else:
+            factors = tuple(int(f) for f in factors_in)
+            if len(factors) != n:
+                raise ValueError(
+                    f"factor {factor!r} has {len(factors)} entries but order {canonical!r} "
+                    f"has {n} spatial axes"
+                )
+        if any(f < 1 for f in factors):
+            raise ValueError(f"factor must be >= 1 on every axis, got {factor!r}")
+        return ShuffleSpec(canonical, factors)
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes."""
+        return len(self.factors)
+
+    @property
+    def block(self) -> int:
+        """Channels per output channel: the product of the factors."""
+        out = 1
+        for f in self.factors:
+            out *= f
+        return out
+
+    def sizes_in_order(self, channels: int) -> tuple[int, ...]:
+        """Sizes of the factorised channel axis, in the order string's order."""
+        spatial = _SPATIAL_LETTERS[self.ndim]
+        return tuple(
+            channels if letter == "c" else self.factors[spatial.index(letter)]
+            for letter in self.order
+        )
+
+    def letter_positions(self) -> tuple[int, tuple[int, ...]]:
+        """Position of ``c`` and of each spatial letter (outermost axis first) in the order."""
+        spatial = _SPATIAL_LETTERS[self.ndim]
+        return self.order.index("c"), tuple(self.order.index(a) for a in spatial)
+
+
+def _describe(shape: Sequence[int], spec: ShuffleSpec, data_format: str) -> str:
+    return (
+        f"shape {tuple(shape)}, factor {spec.factors}, order {spec.order!r}, "
+        f"data_format {data_format!r}"
+    )
+
+
+def _check_format(data_format: str) -> bool:
+    if data_format == "channels_first":
+        return True
+    if data_format == "channels_last":
+        return False
+    raise ValueError(
+        f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}"
+    )
+
+
+@lru_cache(maxsize=1024)
+def _shuffle_plan(
+    shape: tuple[int, ...], spec: ShuffleSpec, first: bool, inverse: bool
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(view shape, permutation, output shape) of one shuffle or unshuffle."""
+    n = spec.ndim
+    data_format = "channels_first" if first else "channels_last"
+    if len(shape) < n + 1:
+        raise ValueError(
+            f"too few dimensions: {_describe(shape, spec, data_format)} needs at least "
+            f"{n + 1} (channels and {n} spatial)"
+        )
+    nb = len(shape) - n - 1
+    batch = shape[:nb]
+    if first:
+        chans, spatial = shape[nb], shape[nb + 1 :]
+    else:
+        chans, spatial = shape[-1], shape[nb:-1]
+    c_pos, s_pos = spec.letter_positions()
+    if not inverse:
+        if chans % spec.block:
+            raise ValueError(
+                f"channels not divisible: {_describe(shape, spec, data_format)}; the channel "
+                f"axis ({chans}) must be a multiple of the product of the factors ({spec.block})"
+            )
+        c_out = chans // spec.block
+        sizes = spec.sizes_in_order(c_out)
+        # View: (*B, f_0..f_n, *S) or (*B, *S, f_0..f_n); letters of the order become axes.
+        f_base = nb if first else nb + n
+        s_base = nb + n + 1 if first else nb
+        view = (*batch, *sizes, *spatial) if first else (*batch, *spatial, *sizes)
+        inter: list[int] = []
+        for k in range(n):
+            inter += [s_base + k, f_base + s_pos[k]]
+        perm = (
+            (*range(nb), f_base + c_pos, *inter) if first else (*range(nb), *inter, f_base + c_pos)
+        )
+        big = tuple(s * r for s, r in zip(spatial, spec.factors, strict=True))
+        out = (*batch, c_out, *big) if first else (*batch, *big, c_out)
+        return view, perm, out
+    # Inverse: split each spatial axis into (S/r, r), move the r's into the channel axis.
+    for s, r in zip(spatial, spec.factors, strict=True):
+        if s % r:
+            raise ValueError(
+                f"spatial size not divisible: {_describe(shape, spec, data_format)}; every "
+                f"spatial size must be a multiple of its factor"
+            )
+    small = tuple(s // r for s, r in zip(spatial, spec.factors, strict=True))
+    split: list[int] = []
+    for s, r in zip(small, spec.factors, strict=True):
+        split += [s, r]
+    if first:
+        view = (*batch, chans, *split)
+        c_axis = nb
+        s_axis = [nb + 1 + 2 * k for k in range(n)]
+    else:
+        view = (*batch, *split, chans)
+        c_axis = nb + 2 * n
+        s_axis = [nb + 2 * k for k in range(n)]
+    spatial_letters = _SPATIAL_LETTERS[n]
+    factor_axes = [
+        c_axis if letter == "c" else s_axis[spatial_letters.index(letter)] + 1
+        for letter in spec.order
+    ]
+    if first:
+        perm = (*range(nb), *factor_axes, *s_axis)
+        out = (*batch, chans * spec.block, *small)
+    else:
+        perm = (*range(nb), *s_axis, *factor_axes)
+        out = (*batch, *small, chans * spec.block)
+    return view, perm, out
+
+
+def _plan(
+    shape: Sequence[int], spec: ShuffleSpec, first: bool, inverse: bool
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    # Symbolic sizes (torch.compile/export with dynamic shapes) are not hashable: no cache.
+    if all(type(s) is int for s in shape):
+        return _shuffle_plan(tuple(shape), spec, first, inverse)
+    return _shuffle_plan.__wrapped__(tuple(shape), spec, first, inverse)
+
+
+def _apply(x: ArrayT, plan: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]) -> ArrayT:
+    view, perm, out = plan
+    if isinstance(x, torch.Tensor):
+        return x.reshape(view).permute(perm).reshape(out)
+    return np.ascontiguousarray(np.transpose(x.reshape(view), perm)).reshape(out)
+
+
+def _check_array(x: object) -> None:
+    if not isinstance(x, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+@overload
+def pixel_shuffle(
+    x: torch.Tensor, factor: Factor, *, order: str = ..., data_format: DataFormat = ...
+) -> torch.Tensor: ...
+@overload
+def pixel_shuffle(
+    x: np.ndarray, factor: Factor, *, order: str = ..., data_format: DataFormat = ...
+) -> np.ndarray: ...
+def pixel_shuffle(
+    x: torch.Tensor | np.ndarray,
+    factor: Factor,
+    *,
+    order: str = "chw",
+    data_format: DataFormat = "channels_first",
+) -> torch.Tensor | np.ndarray:
+    """Rearrange ``(*B, C·∏r, *S)`` into ``(*B, C, *(S·r))`` (depth to space).
+
+    Args:
+        x: a torch tensor (any dtype/device; autograd works) or a numpy array.
+        factor: an int for every spatial axis or a tuple, outermost axis first
+            (``(r_w,)``, ``(r_h, r_w)``, ``(r_d, r_h, r_w)``).
+        order: how the input channel axis is factorised (see the module docstring);
+            its spatial letters set the number of spatial axes.
+        data_format: ``"channels_first"`` ``(*B, C·∏r, *S)`` or ``"channels_last"``
+            ``(*B, *S, C·∏r)``.
+
+    Returns:
+        The same kind of array as ``x``, ``(*B, C, *(S·r))`` or ``(*B, *(S·r), C)``.
+
+    Raises:
+        ValueError: channels not divisible by ``∏r``, bad order/factor, too few dims.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.arange(4).reshape(4, 1, 1)          # channels (0, 1, 2, 3), one pixel
+        >>> pixel_shuffle(x, 2)[0].tolist()            # PyTorch order: row-major block
+        [[0, 1], [2, 3]]
+        >>> pixel_shuffle(x, 2, order="cwh")[0].tolist()  # original subpixel: column-major
+        [[0, 2], [1, 3]]
+        >>> pixel_shuffle(x, (1, 4), order="chw").shape
+        (1, 1, 4)
+    """
+    _check_array(x)
+    spec = ShuffleSpec.make(factor, order)
+    first = _check_format(data_format)
+    return _apply(x, _plan(x.shape, spec, first, False))
+
+
+@overload
+def pixel_unshuffle(
+    x: torch.Tensor, factor: Factor, *, order: str = ..., data_format: DataFormat = ...
+) -> torch.Tensor: ...
+@overload
+def pixel_unshuffle(
+    x: np.ndarray, factor: Factor, *, order: str = ..., data_format: DataFormat = ...
+) -> np.ndarray: ...
+def pixel_unshuffle(
+    x: torch.Tensor | np.ndarray,
+    factor: Factor,
+    *,
+    order: str = "chw",
+    data_format: DataFormat = "channels_first",
+) -> torch.Tensor | np.ndarray:
+    """Rearrange ``(*B, C, *S)`` into ``(*B, C·∏r, *(S/r))`` (space to depth).
+
+    The exact inverse of :func:`pixel_shuffle` with the same ``factor``, ``order`` and
+    ``data_format``. ``order="chw"`` is ``torch.nn.functional.pixel_unshuffle``;
+    ``order="hwc"`` is TensorFlow ``space_to_depth`` and ONNX ``SpaceToDepth``.
+
+    Example:
+        >>> import torch
+        >>> x = torch.randn(2, 3, 4, 6)
+        >>> y = pixel_unshuffle(x, (2, 3), order="hwc")
+        >>> y.shape
+        torch.Size([2, 18, 2, 2])
+        >>> torch.equal(pixel_shuffle(y, (2, 3), order="hwc"), x)
+        True
+    """
+    _check_array(x)
+    spec = ShuffleSpec.make(factor, order)
+    first = _check_format(data_format)
+    return _apply(x, _plan(x.shape, spec, first, True))
+
+
+def order_permutation(channels: int, factor: Factor, *, src: str, dst: str) -> np.ndarray:
+    """Indices ``p`` such that channel ``k`` in order ``dst`` is channel ``p[k]`` in ``src``.
+
+    ``channels`` is the shuffled tensor's channel count ``C·∏r``.
+
+    Example:
+        >>> order_permutation(12, 2, src="hwc", dst="chw").tolist()
+        [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]
+    """
+    s = ShuffleSpec.make(factor, src)
+    d = ShuffleSpec.make(factor, dst)
+    if s.factors != d.factors:
+        raise ValueError(
+            f"src order {src!r} and dst order {dst!r} have different spatial axes "
+            f"for factor {factor!r}"
+        )
+    if channels % s.block:
+        raise ValueError(
+            f"channels not divisible: {channels} channels, factor {s.factors}, orders "
+            f"{s.order!r} -> {d.order!r}; need a multiple of {s.block}"
+        )
+    idx = np.arange(channels).reshape((channels,) + (1,) * s.ndim)
+    block = pixel_shuffle(idx, s.factors, order=s.order)
+    return pixel_unshuffle(block, d.factors, order=d.order).reshape(channels)
+
+
+@overload
+def convert_order(
+    t: torch.Tensor, factor: Factor, *, src: str, dst: str, dim: int = ...
+) -> torch.Tensor: ...
+@overload
+def convert_order(
+    t: np.ndarray, factor: Factor, *, src: str, dst: str, dim: int = ...
+) -> np.ndarray: ...
+def convert_order(
+    t: torch.Tensor | np.ndarray, factor: Factor, *, src: str, dst: str, dim: int = 0
+) -> torch.Tensor | np.ndarray:
+    """Permute axis ``dim`` of ``t`` so shuffling in ``dst`` gives what ``src`` gave before.
+
+    Use it on a convolution's weight (``dim=0``, output channels), its bias, or on
+    activations (``dim`` = the channel axis) to move trained weights between frameworks.
+
+    Example:
+        >>> import torch
+        >>> conv = torch.nn.Conv2d(8, 3 * 4, 3, padding=1)      # trained for TensorFlow order
+        >>> x = torch.randn(1, 8, 5, 5)
+        >>> tf_out = pixel_shuffle(conv(x), 2, order="tensorflow")
+        >>> with torch.no_grad():
+        ...     _ = conv.weight.copy_(convert_order(conv.weight, 2, src="hwc", dst="chw"))
+        ...     _ = conv.bias.copy_(convert_order(conv.bias, 2, src="hwc", dst="chw"))
+        >>> torch.allclose(torch.nn.functional.pixel_shuffle(conv(x), 2), tf_out, atol=1e-6)
+        True
+    """
+    _check_array(t)
+    if not -t.ndim <= dim < t.ndim:
+        raise ValueError(f"dim {dim} out of range for shape {tuple(t.shape)}")
+    perm = order_permutation(int(t.shape[dim]), factor, src=src, dst=dst)
+    if isinstance(t, torch.Tensor):
+        return t.index_select(dim, torch.as_tensor(perm, device=t.device))
+    return np.take(t, perm, axis=dim)
