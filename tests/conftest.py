@@ -1,0 +1,32 @@
+"""Shared fixtures: deterministic seeding and the shared data directory."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> Iterator[None]:
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared data directory named by ``SUBPIXEL_DATA``; skips the test when absent."""
+    root = os.environ.get("SUBPIXEL_DATA")
+    if not root:
+        pytest.skip("SUBPIXEL_DATA is not set: shared data tests skipped")
+    path = Path(root)
+    if not path.is_dir():
+        pytest.skip(f"SUBPIXEL_DATA={root} is not a directory: shared data tests skipped")
+    return path
