@@ -30,7 +30,10 @@ class Command:
     help: str
 
 
-COMMANDS: tuple[Command, ...] = ()
+COMMANDS: tuple[Command, ...] = (
+    Command("train", "subpixel.commands.train", "train a super-resolution model"),
+    Command("eval", "subpixel.commands.eval", "evaluate a model by the SR protocol"),
+)
 
 _EPILOG = """\
 examples:
@@ -74,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code or 0)
+    args._argv = list(sys.argv[1:] if argv is None else argv)
     run: Callable[[argparse.Namespace], int] | None = getattr(args, "_run", None)
     if run is None:
         parser.print_help()

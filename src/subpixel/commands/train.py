@@ -1,0 +1,91 @@
+"""Train a super-resolution model on folders of images.
+
+LR inputs are made from the HR images with MATLAB-style bicubic downscaling (the field's
+protocol); patches are cut, flipped and rotated at random. Progress, validation PSNR,
+checkpoints (atomic) and a log/plot go to --out; the final weights are
+OUT/model.safetensors with a model card (OUT/model.md).
+
+examples:
+  subpixel train --data T91 BSDS200 --val Set5 Set14 --scale 3 --out runs/x3 --minutes 20
+  subpixel train --data photos/ --scale 2 --out runs/x2 --steps 20000 --batch-size 32
+  subpixel train ... --resume            # continue an interrupted run exactly
+  torchrun --nproc_per_node=2 -m subpixel train ...   # data-parallel
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from subpixel.cli import CliError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="training folders")
+    p.add_argument("--scale", type=int, required=True, choices=(2, 3, 4), help="upscaling factor")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
+    p.add_argument("--model", default="espcn", help="architecture (default: espcn)")
+    p.add_argument("--val", nargs="+", default=[], metavar="DIR", help="validation folders")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="train for about M minutes")
+    budget.add_argument("--steps", type=int, help="train for N steps (default 10000)")
+    p.add_argument("--batch-size", type=int, default=64, help="patches per step (default 64)")
+    p.add_argument(
+        "--patch-size", type=int, default=17, help="LR patch size; HR is ×scale (default 17)"
+    )
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam, cosine)")
+    p.add_argument("--loss", choices=("mse", "l1"), default="mse", help="loss (default mse)")
+    p.add_argument("--activation", default=None, help="model activation (espcn: tanh, relu...)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--val-every", type=int, default=1000, help="validate every N steps")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="checkpoint every N steps")
+    p.add_argument(
+        "--init-from", metavar="WEIGHTS", help="start from the fitting tensors of a .safetensors"
+    )
+    p.add_argument("--no-scale-augment", action="store_true", help="no 0.6-0.9 HR downscaling")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from subpixel.train import TrainConfig, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CliError("--device cuda: no CUDA device is available")
+    options = {"activation": args.activation} if args.activation else {}
+    argv = getattr(args, "_argv", None) or sys.argv[1:]
+    cfg = TrainConfig(
+        data=tuple(args.data),
+        scale=args.scale,
+        out=args.out,
+        model=args.model,
+        model_options=options,
+        val=tuple(args.val),
+        steps=args.steps if args.steps or args.minutes else 10000,
+        minutes=args.minutes,
+        batch_size=args.batch_size,
+        patch=args.patch_size,
+        lr=args.lr,
+        loss=args.loss,
+        seed=args.seed,
+        device=args.device,
+        val_every=args.val_every,
+        checkpoint_every=args.checkpoint_every,
+        augment_scales=() if args.no_scale_augment else (0.9, 0.8, 0.7, 0.6),
+        init_from=args.init_from,
+        resume=args.resume,
+        progress=not args.no_progress,
+        command=shlex.join(["subpixel", *argv]),
+    )
+    result = train(cfg)
+    print(f"weights: {result.model_path}  ({result.steps} steps, {result.seconds / 60:.1f} min)")
+    for name, m in result.metrics.items():
+        print(f"  {name}: PSNR {m['psnr']:.2f} dB (bicubic {m['bicubic_psnr']:.2f})")
+    return 0

@@ -1,0 +1,132 @@
+"""Model registry: explicit, no folder scanning.
+
+Example:
+    >>> from subpixel.models import get_model, list_models
+    >>> "espcn" in list_models()
+    True
+    >>> get_model("espcn", scale=2).scale
+    2
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from subpixel.models.espcn import ESPCN
+from subpixel.serialization import WeightsError, load_weights
+
+__all__ = ["ModelEntry", "WeightsError", "default_weights_path", "get_model", "list_models"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered architecture: its builder and a one-line description."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    summary: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> None:
+    """Add ``entry`` to the registry (names are unique)."""
+    if entry.name in _REGISTRY:
+        raise ValueError(f"model {entry.name!r} is already registered")
+    _REGISTRY[entry.name] = entry
+
+
+register(ModelEntry("espcn", ESPCN, "ESPCN super-resolution (Shi et al. 2016), Y channel"))
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`get_model`, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}") from None
+
+
+def _check_config(entry: ModelEntry, config: dict[str, Any]) -> None:
+    params = inspect.signature(entry.builder).parameters
+    accepted = [p for p in params if p != "self"]
+    unknown = sorted(set(config) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"model {entry.name!r} got unknown option(s) {unknown}; accepted: {accepted}"
+        )
+
+
+def default_weights_path(name: str, scale: int) -> Path:
+    """Path of the bundled weights for ``name`` at ``scale`` (may not exist)."""
+    root = resources.files("subpixel") / "weights" / f"{name}_x{scale}.safetensors"
+    return Path(str(root))
+
+
+def get_model(
+    name: str, *, weights: str | os.PathLike[str] | None = None, **config: Any
+) -> nn.Module:
+    """Build a registered model, optionally loading weights.
+
+    Args:
+        name: a name from :func:`list_models`.
+        weights: ``None`` (random init), a ``.safetensors`` path, or ``"DEFAULT"`` (the
+            weights bundled with the package for this model and ``scale``).
+        **config: the builder's options (e.g. ``scale=3``); unknown keys raise.
+
+    When a weights file carries a config, options not given are taken from it and given
+    ones must agree with it, so a file of another model or scale is refused.
+
+    Raises:
+        ValueError: unknown model or option; :class:`WeightsError` for unusable weights.
+    """
+    entry = _entry(name)
+    _check_config(entry, config)
+    if weights is None:
+        return entry.builder(**config)
+    if isinstance(weights, str) and weights.upper() == "DEFAULT":
+        scale = config.get("scale", 3)
+        path = default_weights_path(name, scale)
+        if not path.exists():
+            bundled = sorted(p.name for p in path.parent.glob(f"{name}_x*.safetensors"))
+            raise WeightsError(
+                f"no bundled weights for model {name!r} at scale {scale}; bundled: "
+                f"{', '.join(bundled) or 'none'}"
+            )
+    else:
+        path = Path(weights)
+    tensors, meta = load_weights(path)
+    if meta.model is not None and meta.model != name:
+        raise WeightsError(f"{path}: weights are for model {meta.model!r}, not {name!r}")
+    merged = dict(meta.config)
+    for key, value in config.items():
+        if key in merged and merged[key] != value:
+            raise WeightsError(
+                f"{path}: weights were trained with {key}={merged[key]!r}, asked for {value!r}"
+            )
+        merged[key] = value
+    _check_config(entry, merged)
+    model = entry.builder(**merged)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise WeightsError(
+            f"{path}: tensors do not fit model {name!r} {merged}: "
+            f"{' '.join(line.strip() for line in first[:3])}"
+        ) from exc
+    model.eval()
+    return model

@@ -1,0 +1,89 @@
+"""ESPCN (Shi et al., CVPR 2016): convolutions in low resolution, then one periodic shuffle."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from subpixel.layers import PixelShuffle
+
+__all__ = ["ESPCN"]
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "prelu": nn.PReLU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+class ESPCN(nn.Module):
+    """The efficient sub-pixel CNN: ``(N, C, H, W)`` in [0, 1] to ``(N, C, s·H, s·W)``.
+
+    The paper's network is the default: kernels 5-3-3, features 64-32, tanh, the last
+    convolution to ``C·s²`` channels followed by the shuffle (PyTorch ``chw`` order), one
+    (Y) channel in and out. Convolutions are zero-padded ("same"), so any input size works.
+
+    Args:
+        scale: upscaling factor (the shuffle factor).
+        channels: image channels in and out (1 for the Y channel, 3 for RGB).
+        features: widths of the hidden layers.
+        kernels: kernel sizes, one more than ``features``.
+        activation: ``"tanh"`` (paper), ``"relu"``, ``"prelu"`` or ``"leaky_relu"``.
+        order: the shuffle's channel order (see :mod:`subpixel.ops`).
+
+    Example:
+        >>> import torch
+        >>> ESPCN(scale=3)(torch.rand(1, 1, 8, 10)).shape
+        torch.Size([1, 1, 24, 30])
+    """
+
+    def __init__(
+        self,
+        scale: int = 3,
+        *,
+        channels: int = 1,
+        features: Sequence[int] = (64, 32),
+        kernels: Sequence[int] = (5, 3, 3),
+        activation: str = "tanh",
+        order: str = "chw",
+    ) -> None:
+        super().__init__()
+        if not isinstance(scale, int) or scale < 1:
+            raise ValueError(f"scale must be a positive int, got {scale!r}")
+        if len(kernels) != len(features) + 1:
+            raise ValueError(
+                f"kernels {tuple(kernels)} must have one more entry than features {tuple(features)}"
+            )
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; choose from {sorted(_ACTIVATIONS)}"
+            )
+        if any(k % 2 == 0 for k in kernels):
+            raise ValueError(f"kernel sizes must be odd for 'same' padding, got {tuple(kernels)}")
+        self.scale = scale
+        self.channels = channels
+        widths = [channels, *features]
+        layers: list[nn.Module] = []
+        for c_in, c_out, k in zip(widths[:-1], widths[1:], kernels[:-1], strict=True):
+            layers += [nn.Conv2d(c_in, c_out, k, padding=k // 2), _ACTIVATIONS[activation]()]
+        self.features = nn.Sequential(*layers)
+        k = kernels[-1]
+        self.upsample = nn.Conv2d(widths[-1], channels * scale * scale, k, padding=k // 2)
+        self.shuffle = PixelShuffle(scale, order=order)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(
+                    m.weight, 0.0, (2.0 / (m.out_channels * m.weight[0][0].numel())) ** 0.5
+                )
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        nn.init.normal_(self.upsample.weight, 0.0, 1e-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.upsample(self.features(x)))

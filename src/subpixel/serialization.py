@@ -1,0 +1,160 @@
+"""Safe weights files: safetensors only, never pickle.
+
+A subpixel weights file is a ``.safetensors`` file whose string metadata holds
+``subpixel.model`` (the registry name), ``subpixel.config`` (JSON of the builder's keyword
+arguments) and optionally ``subpixel.card`` (JSON model card). Files that are not
+safetensors (pickles, ``.pt``/``.pth`` archives, truncated downloads) are refused with a
+one-line :class:`WeightsError` before anything in them is interpreted.
+
+Example:
+    >>> import tempfile, torch, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+    >>> save_weights(path, {"w": torch.ones(2)}, model="espcn", config={"scale": 3})
+    >>> tensors, meta = load_weights(path)
+    >>> meta.model, meta.config
+    ('espcn', {'scale': 3})
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["WeightsError", "WeightsMeta", "atomic_write_bytes", "load_weights", "save_weights"]
+
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used: not safetensors, corrupt, or for another model."""
+
+
+@dataclass(frozen=True)
+class WeightsMeta:
+    """What a weights file says about itself."""
+
+    model: str | None
+    config: dict[str, Any] = field(default_factory=dict)
+    card: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _require_safetensors() -> Any:
+    try:
+        import safetensors.torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "reading weights needs the 'safetensors' package: pip install 'subpixel[sr]'"
+        ) from exc
+    return safetensors.torch
+
+
+def sniff_weights(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`WeightsError` unless ``path`` looks like a well-formed safetensors file.
+
+    Only the first bytes are read; a pickle or zip (``torch.save``) file is named as such.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise WeightsError(f"{p}: no such weights file")
+    if p.is_dir():
+        raise WeightsError(f"{p}: is a directory, not a .safetensors weights file")
+    size = p.stat().st_size
+    with p.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise WeightsError(f"{p}: empty or truncated weights file ({size} bytes)")
+        if head[:1] == b"\x80" or zipfile.is_zipfile(p):
+            raise WeightsError(
+                f"{p}: is a pickle/torch.save file; subpixel loads only .safetensors weights "
+                "and never unpickles (convert it yourself if you trust its source)"
+            )
+        (n,) = struct.unpack("<Q", head)
+        if n == 0 or n > _MAX_HEADER or 8 + n > size:
+            raise WeightsError(f"{p}: not a valid .safetensors file (bad header length)")
+        header = fh.read(n)
+    try:
+        parsed = json.loads(header)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{p}: not a valid .safetensors file (unreadable header)") from exc
+    if not isinstance(parsed, dict):
+        raise WeightsError(f"{p}: not a valid .safetensors file (header is not an object)")
+    end = 0
+    for key, info in parsed.items():
+        if key == "__metadata__":
+            continue
+        try:
+            end = max(end, int(info["data_offsets"][1]))
+        except (TypeError, KeyError, IndexError, ValueError) as exc:
+            raise WeightsError(f"{p}: not a valid .safetensors file (bad entry {key!r})") from exc
+    if 8 + n + end > size:
+        raise WeightsError(
+            f"{p}: truncated .safetensors file ({size} bytes, header promises {8 + n + end})"
+        )
+
+
+def load_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
+    """Read tensors and subpixel metadata from a ``.safetensors`` file (never unpickles)."""
+    sniff_weights(path)
+    st = _require_safetensors()
+    from safetensors import safe_open
+
+    try:
+        tensors: dict[str, torch.Tensor] = st.load_file(str(path), device="cpu")
+        with safe_open(str(path), framework="pt") as fh:
+            raw: dict[str, str] = fh.metadata() or {}
+    except Exception as exc:
+        raise WeightsError(f"{path}: corrupt .safetensors file ({exc})") from exc
+    try:
+        config = json.loads(raw.get("subpixel.config", "{}"))
+        card = json.loads(raw.get("subpixel.card", "{}"))
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{path}: corrupt subpixel metadata ({exc})") from exc
+    extra = {k: v for k, v in raw.items() if not k.startswith("subpixel.")}
+    return tensors, WeightsMeta(raw.get("subpixel.model"), config, card, extra)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(
+    path: str | os.PathLike[str],
+    tensors: Mapping[str, torch.Tensor],
+    *,
+    model: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    card: Mapping[str, Any] | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> None:
+    """Write ``tensors`` and metadata to ``path`` atomically as safetensors."""
+    st = _require_safetensors()
+    meta: dict[str, str] = dict(extra or {})
+    if model is not None:
+        meta["subpixel.model"] = model
+    if config is not None:
+        meta["subpixel.config"] = json.dumps(dict(config), sort_keys=True)
+    if card is not None:
+        meta["subpixel.card"] = json.dumps(dict(card), sort_keys=True)
+    clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(path, st.save(clean, metadata=meta))

@@ -1,0 +1,559 @@
+"""Training: a frozen :class:`TrainConfig` and :func:`train`, resumable and DDP-capable.
+
+A run directory holds everything: ``checkpoints/step-NNNNNNN.safetensors`` (model,
+optimizer and sampler RNG state, written atomically; the last few are kept), ``log.csv``,
+``curves.png``, and at the end ``model.safetensors`` with its model card in the metadata and
+as ``model.md``. ``resume=True`` continues from the newest readable checkpoint with the same
+steps, learning rates and batches as an uninterrupted run (bit-identical on CPU).
+
+Under ``torchrun --nproc_per_node=N`` each process trains on its own share of the batch
+with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import re
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from subpixel import __version__
+from subpixel.data import PatchSampler, find_images, load_image
+from subpixel.evaluate import evaluate_images
+from subpixel.models import get_model
+from subpixel.serialization import WeightsError, load_weights, save_weights
+
+__all__ = ["TrainConfig", "TrainResult", "train"]
+
+_CKPT = re.compile(r"step-(\d+)\.safetensors$")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved in every checkpoint and model card)."""
+
+    data: tuple[str, ...]
+    scale: int
+    out: str
+    model: str = "espcn"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    val: tuple[str, ...] = ()
+    steps: int | None = None
+    minutes: float | None = None
+    batch_size: int = 64
+    patch: int = 17
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.01
+    warmup_steps: int = 100
+    loss: str = "mse"
+    seed: int = 0
+    device: str = "cpu"
+    val_every: int = 1000
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    augment_scales: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6)
+    init_from: str | None = None
+    resume: bool = False
+    progress: bool = True
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.steps is None) == (self.minutes is None):
+            raise ValueError("give exactly one of steps or minutes")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"minutes must be > 0, got {self.minutes}")
+        if self.scale < 1 or self.batch_size < 1 or self.patch < 1:
+            raise ValueError("scale, batch_size and patch must be >= 1")
+        if self.loss not in _LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose from {sorted(_LOSSES)}")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields a resumed run must share with the original one."""
+        keep = (
+            "data",
+            "scale",
+            "model",
+            "model_options",
+            "batch_size",
+            "patch",
+            "lr",
+            "min_lr_ratio",
+            "warmup_steps",
+            "loss",
+            "seed",
+            "augment_scales",
+            "init_from",
+        )
+        d = dataclasses.asdict(self)
+        return json.loads(json.dumps({k: d[k] for k in keep}))
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the final weights path and the metrics."""
+
+    model_path: Path
+    steps: int
+    seconds: float
+    metrics: dict[str, dict[str, Any]]
+
+
+_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mse": nn.functional.mse_loss,
+    "l1": nn.functional.l1_loss,
+}
+
+
+def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
+    """Linear warm-up, then cosine decay from ``lr`` to ``lr·min_lr_ratio`` at ``total``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(total - cfg.warmup_steps, 1)
+    t = min((step - cfg.warmup_steps) / span, 1.0)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, state in sd["state"].items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{pid}.{key}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    return tensors, json.dumps({"param_groups": sd["param_groups"], "scalars": scalars})
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: str) -> dict[str, Any]:
+    info = json.loads(meta)
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value
+    for pid, values in info["scalars"].items():
+        state.setdefault(int(pid), {}).update(values)
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CKPT.search(p.name))]
+    return sorted(found)
+
+
+def _save_checkpoint(
+    run_dir: Path,
+    cfg: TrainConfig,
+    step: int,
+    total: int,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    gen_states: list[torch.Tensor],
+    elapsed: float,
+) -> Path:
+    folder = run_dir / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt_tensors, opt_meta = _flatten_optimizer(opt)
+    tensors.update(opt_tensors)
+    for rank, state in enumerate(gen_states):
+        tensors[f"rng.{rank}"] = state
+    path = folder / f"step-{step:07d}.safetensors"
+    save_weights(
+        path,
+        tensors,
+        extra={
+            "train.step": str(step),
+            "train.total": str(total),
+            "train.elapsed": repr(elapsed),
+            "train.optimizer": opt_meta,
+            "train.identity": json.dumps(cfg.identity(), sort_keys=True),
+        },
+    )
+    for _, old in _checkpoints(run_dir)[: -cfg.keep_checkpoints]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+@dataclass
+class _Restored:
+    step: int
+    total: int
+    elapsed: float
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    gen_states: list[torch.Tensor]
+    identity: dict[str, Any]
+    path: Path
+
+
+def _load_latest_checkpoint(run_dir: Path) -> _Restored | None:
+    """The newest checkpoint that reads back; corrupt ones are skipped with a warning."""
+    for _, path in reversed(_checkpoints(run_dir)):
+        try:
+            tensors, meta = load_weights(path)
+            extra = meta.extra
+            gens = sorted(
+                ((int(k.split(".")[1]), v) for k, v in tensors.items() if k.startswith("rng.")),
+            )
+            return _Restored(
+                step=int(extra["train.step"]),
+                total=int(extra["train.total"]),
+                elapsed=float(extra["train.elapsed"]),
+                model={k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+                optimizer=_unflatten_optimizer(tensors, extra["train.optimizer"]),
+                gen_states=[g for _, g in gens],
+                identity=json.loads(extra["train.identity"]),
+                path=path,
+            )
+        except (WeightsError, KeyError, ValueError) as exc:
+            warnings.warn(
+                f"{path}: unreadable checkpoint ({exc}); trying the previous one",
+                stacklevel=2,
+            )
+    return None
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gather_gen_states(gen: torch.Generator, world: int) -> list[torch.Tensor]:
+    state = gen.get_state()
+    if world == 1:
+        return [state]
+    states: list[Any] = [None] * world
+    dist.all_gather_object(states, state)
+    return [torch.as_tensor(s) for s in states]
+
+
+def _load_val(folders: Sequence[str]) -> dict[str, list[torch.Tensor]]:
+    return {Path(f).name: [load_image(p) for p in find_images([f])] for f in folders}
+
+
+def _prepare_run_dir(cfg: TrainConfig) -> Path:
+    run_dir = Path(cfg.out)
+    if run_dir.exists() and not cfg.resume:
+        existing = [p for p in run_dir.iterdir() if p.name in ("checkpoints", "model.safetensors")]
+        if existing:
+            raise FileExistsError(
+                f"{run_dir}: already holds a training run; use --resume to continue it or "
+                "choose another --out (nothing was overwritten)"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    names: list[str] = []
+    for row in rows:
+        names += [k for k in row if k not in names]
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _read_log(path: Path, upto: int) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        return [
+            {k: v for k, v in row.items() if v not in ("", None)}
+            for row in csv.DictReader(fh)
+            if int(row["step"]) <= upto
+        ]
+
+
+def _plot(path: Path, rows: list[dict[str, Any]]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps = [int(r["step"]) for r in rows if "loss" in r]
+    ax[0].semilogy(steps, [float(r["loss"]) for r in rows if "loss" in r])
+    ax[0].set(xlabel="step", ylabel="training loss", title="loss")
+    for key in sorted({k for r in rows for k in r if k.startswith("val_psnr_")}):
+        pts = [(int(r["step"]), float(r[key])) for r in rows if key in r]
+        ax[1].plot(*zip(*pts, strict=True), marker="o", label=key[len("val_psnr_") :])
+    ax[1].set(xlabel="step", ylabel="PSNR (dB, Y)", title="validation")
+    if ax[1].lines:
+        ax[1].legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _model_card(
+    cfg: TrainConfig, model: nn.Module, steps: int, seconds: float, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    params = sum(p.numel() for p in model.parameters())
+    return {
+        "architecture": cfg.model,
+        "config": {"scale": cfg.scale, **cfg.model_options},
+        "scale": cfg.scale,
+        "parameters": params,
+        "data": list(cfg.data),
+        "validation": list(cfg.val),
+        "command": cfg.command,
+        "steps": steps,
+        "batch_size": cfg.batch_size,
+        "patch": cfg.patch,
+        "seconds": round(seconds, 1),
+        "metrics": metrics,
+        "device": cfg.device,
+        "torch": torch.__version__,
+        "subpixel": __version__,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+    }
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """The model card as Markdown (what ``model.md`` holds)."""
+    lines = [
+        f"# {card['architecture']} ×{card['scale']}",
+        "",
+        f"- parameters: {card['parameters']:,}",
+        f"- config: `{json.dumps(card['config'], sort_keys=True)}`",
+        f"- training data: {', '.join(card['data'])}",
+        f"- steps: {card['steps']} (batch {card['batch_size']}, LR patch {card['patch']}), "
+        f"{card['seconds'] / 60:.1f} min on {card['device']}",
+        f"- torch {card['torch']}, subpixel {card['subpixel']}",
+        "",
+        "## Command",
+        "",
+        "```",
+        card["command"] or "(called from Python)",
+        "```",
+        "",
+    ]
+    if card.get("metrics"):
+        lines += [
+            "## Evaluation (Y channel, shave = scale, MATLAB bicubic degradation)",
+            "",
+            "| data | images | PSNR | SSIM | bicubic PSNR | bicubic SSIM |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, m in card["metrics"].items():
+            lines.append(
+                f"| {name} | {m['images']} | {m['psnr']:.2f} | {m['ssim']:.4f} | "
+                f"{m['bicubic_psnr']:.2f} | {m['bicubic_ssim']:.4f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    if not enabled:
+        return None
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        desc="train",
+    )
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train ``cfg.model`` on patches of ``cfg.data``; see the module docstring."""
+    rank, world = _distributed()
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    run_dir = _prepare_run_dir(cfg) if rank == 0 else Path(cfg.out)
+    if world > 1:
+        dist.barrier()
+
+    torch.manual_seed(cfg.seed)
+    model = get_model(cfg.model, scale=cfg.scale, **cfg.model_options)
+    if cfg.init_from:
+        tensors, _ = load_weights(cfg.init_from)
+        own = model.state_dict()
+        fitting = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(fitting, strict=False)
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+
+    step, total, elapsed_before = 0, cfg.steps or 0, 0.0
+    restored = _load_latest_checkpoint(run_dir) if cfg.resume else None
+    if restored is not None:
+        if restored.identity != cfg.identity():
+            diff = sorted(
+                k for k in cfg.identity() if cfg.identity()[k] != restored.identity.get(k)
+            )
+            raise ValueError(
+                f"{restored.path}: the run was started with different settings "
+                f"({', '.join(diff)}); resume with the original command"
+            )
+        model.load_state_dict(restored.model)
+        opt.load_state_dict(restored.optimizer)
+        if len(restored.gen_states) != world:
+            raise ValueError(
+                f"{restored.path}: saved by {len(restored.gen_states)} process(es), "
+                f"resumed with {world}"
+            )
+        gen.set_state(restored.gen_states[rank])
+        step, total, elapsed_before = restored.step, restored.total, restored.elapsed
+        if rank == 0:
+            print(f"resuming {run_dir} at step {step}/{total}", file=sys.stderr)
+
+    ddp_model: nn.Module = model
+    if world > 1:
+        ddp_model = nn.parallel.DistributedDataParallel(model)
+
+    images = [load_image(p) for p in find_images(cfg.data)]
+    y_only = getattr(model, "channels", 1) == 1
+    sampler = PatchSampler(
+        images, scale=cfg.scale, patch=cfg.patch, augment_scales=cfg.augment_scales, y_only=y_only
+    )
+    del images
+    val_sets = _load_val(cfg.val) if rank == 0 and cfg.val else {}
+    per_rank = max(cfg.batch_size // world, 1)
+    loss_fn = _LOSSES[cfg.loss]
+
+    log_path = run_dir / "log.csv"
+    rows = _read_log(log_path, step) if rank == 0 else []
+    start = time.perf_counter()
+    calibrate = 110 if cfg.minutes is not None and total == 0 else 0
+    calib_start = start
+    bar = _progress(total or 0, step, cfg.progress and rank == 0)
+    last_loss = float("nan")
+    model.train()
+
+    def save() -> None:
+        states = _gather_gen_states(gen, world)
+        if rank == 0:
+            _save_checkpoint(
+                run_dir,
+                cfg,
+                step,
+                total,
+                model,
+                opt,
+                states,
+                elapsed_before + time.perf_counter() - start,
+            )
+            _write_log(log_path, rows)
+        if world > 1:
+            dist.barrier()
+
+    while total == 0 or step < total:
+        lr = learning_rate(cfg, step, total or 10**9)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        lr_batch, hr_batch = sampler.batch(per_rank, gen)
+        pred = ddp_model(lr_batch.to(device, non_blocking=True))
+        loss = loss_fn(pred, hr_batch.to(device, non_blocking=True))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 10 == 0 or step == total:
+            last_loss = float(loss.detach())
+            if rank == 0:
+                rows.append({"step": step, "loss": f"{last_loss:.6g}", "lr": f"{lr:.4g}"})
+        if calibrate and step == 10:
+            calib_start = time.perf_counter()
+        if calibrate and step == calibrate:
+            per_step = (time.perf_counter() - calib_start) / (calibrate - 10)
+            budget = [max(int(cfg.minutes * 60 / per_step), calibrate + 1)]  # type: ignore[operator]
+            if world > 1:
+                dist.broadcast_object_list(budget, src=0)
+            total = budget[0]
+            if bar is not None:
+                bar.total = total
+                bar.refresh()
+        if bar is not None:
+            bar.update(1)
+        if rank == 0 and val_sets and (step % cfg.val_every == 0 or step == total):
+            row: dict[str, Any] = {"step": step}
+            for name, imgs in val_sets.items():
+                scores = evaluate_images(model, imgs, scale=cfg.scale, with_ssim=False)
+                row[f"val_psnr_{name}"] = f"{scores['psnr']:.4f}"
+            row["elapsed_s"] = f"{elapsed_before + time.perf_counter() - start:.1f}"
+            rows.append(row)
+            if bar is not None:
+                bar.set_postfix(
+                    loss=f"{last_loss:.2e}",
+                    **{k[9:]: v for k, v in row.items() if k.startswith("val_psnr_")},
+                )
+            _plot(run_dir / "curves.png", rows)
+        elif bar is not None and step % 10 == 0:
+            bar.set_postfix(loss=f"{last_loss:.2e}")
+        if step % cfg.checkpoint_every == 0 and step != total:
+            save()
+    if bar is not None:
+        bar.close()
+    save()
+    seconds = elapsed_before + time.perf_counter() - start
+
+    metrics: dict[str, dict[str, Any]] = {}
+    model_path = run_dir / "model.safetensors"
+    if rank == 0:
+        for name, imgs in val_sets.items():
+            metrics[name] = evaluate_images(model, imgs, scale=cfg.scale)
+        card = _model_card(cfg, model, step, seconds, metrics)
+        save_weights(
+            model_path,
+            model.state_dict(),
+            model=cfg.model,
+            config=card["config"],
+            card=card,
+        )
+        (run_dir / "model.md").write_text(card_markdown(card))
+        _write_log(log_path, rows)
+        _plot(run_dir / "curves.png", rows)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return TrainResult(model_path, step, seconds, metrics)
