@@ -4,14 +4,25 @@ The public API is listed in ``__all__``. Training, evaluation and the command-li
 live in their own modules and are not imported here.
 """
 
-from subpixel.layers import PixelShuffle, PixelUnshuffle
+from subpixel.layers import (
+    Blur,
+    PixelShuffle,
+    PixelUnshuffle,
+    SubPixelConv1d,
+    SubPixelConv2d,
+    SubPixelConv3d,
+)
 from subpixel.ops import convert_order, order_permutation, pixel_shuffle, pixel_unshuffle
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Blur",
     "PixelShuffle",
     "PixelUnshuffle",
+    "SubPixelConv1d",
+    "SubPixelConv2d",
+    "SubPixelConv3d",
     "__version__",
     "convert_order",
     "order_permutation",
