@@ -189,7 +189,9 @@ def imresize(
     if not x.is_floating_point():
         raise TypeError(f"imresize: expected a floating-point tensor, got dtype {x.dtype}")
     if x.ndim < 2 or x.shape[-1] < 1 or x.shape[-2] < 1:
-        raise ValueError(f"imresize: expected a (*, H, W) tensor with H, W >= 1, got {x.shape}")
+        raise ValueError(
+            f"imresize: expected a (*, H, W) tensor with H, W >= 1, got {tuple(x.shape)}"
+        )
     (sh, sw), (oh, ow) = _scales_and_size((x.shape[-2], x.shape[-1]), scale, size)
     h, w = x.shape[-2], x.shape[-1]
     # Compute types below float32 (half, bfloat16) in float32 and cast back.
