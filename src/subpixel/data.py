@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from subpixel.color import rgb_to_y
+from subpixel.metrics import quantize
 from subpixel.resize import imresize
 
 __all__ = [
@@ -83,11 +84,6 @@ def mod_crop(x: torch.Tensor, scale: int) -> torch.Tensor:
     """Crop ``(*, H, W)`` at the bottom/right so H and W are multiples of ``scale``."""
     h, w = x.shape[-2], x.shape[-1]
     return x[..., : h - h % scale, : w - w % scale]
-
-
-def quantize(x: torch.Tensor) -> torch.Tensor:
-    """Round [0, 1] values to the 256 levels of an 8-bit image (clamping outside)."""
-    return x.clamp(0, 1).mul(255).round().div(255)
 
 
 def degrade(hr: torch.Tensor, scale: int) -> torch.Tensor:

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from subpixel.color import rgb_to_y
-from subpixel.data import degrade, find_images, load_image, mod_crop, quantize
-from subpixel.metrics import psnr, ssim
+from subpixel.data import degrade, find_images, load_image, mod_crop
+from subpixel.metrics import psnr, quantize, ssim
 from subpixel.resize import imresize
 
 __all__ = ["evaluate_folder", "evaluate_images", "super_resolve_y"]

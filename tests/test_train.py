@@ -1,0 +1,191 @@
+"""Training: the loss goes down, runs are repeatable, resume is bit-identical, DDP works."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from subpixel.train import TrainConfig, learning_rate, train
+
+
+def make_images(folder: Path, n: int = 4, size: tuple[int, int] = (72, 60)) -> Path:
+    """Smooth random RGB images: bilinear upsampling of coarse noise, saved as PNG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        coarse = rng.integers(0, 256, (size[1] // 6, size[0] // 6, 3), dtype=np.uint8)
+        Image.fromarray(coarse).resize(size, Image.BILINEAR).save(folder / f"img{i}.png")
+    return folder
+
+
+def config(tmp_path: Path, **kw: object) -> TrainConfig:
+    base: dict[str, object] = {
+        "data": (str(make_images(tmp_path / "data")),),
+        "scale": 2,
+        "out": str(tmp_path / "run"),
+        "steps": 40,
+        "batch_size": 8,
+        "patch": 8,
+        "warmup_steps": 5,
+        "checkpoint_every": 5,
+        "keep_checkpoints": 100,
+        "augment_scales": (),
+        "progress": False,
+        "lr": 3e-3,
+    }
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def one_thread() -> object:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def losses(run: Path) -> list[float]:
+    with (run / "log.csv").open() as fh:
+        return [float(r["loss"]) for r in csv.DictReader(fh) if r.get("loss")]
+
+
+def test_loss_goes_down_and_outputs_are_written(tmp_path: Path, one_thread: object) -> None:
+    cfg = config(tmp_path, val=(str(tmp_path / "data"),), val_every=20, command="subpixel train x")
+    result = train(cfg)
+    run = Path(cfg.out)
+    got = losses(run)
+    assert len(got) == 4
+    assert got[-1] < 0.5 * got[0]
+    assert {"model.safetensors", "model.md", "log.csv", "curves.png"} <= {
+        p.name for p in run.iterdir()
+    }
+    assert "subpixel train x" in (run / "model.md").read_text()
+    assert result.metrics["data"]["images"] == 4
+    assert result.steps == 40
+
+
+def test_learning_rate_schedule() -> None:
+    cfg = TrainConfig(data=("x",), scale=2, out="o", steps=100, lr=1.0, warmup_steps=10)
+    assert learning_rate(cfg, 0, 100) == pytest.approx(0.1)
+    assert learning_rate(cfg, 10, 100) == pytest.approx(1.0)
+    assert learning_rate(cfg, 100, 100) == pytest.approx(cfg.min_lr_ratio)
+    assert learning_rate(cfg, 55, 100) == pytest.approx(0.5 * (1 + cfg.min_lr_ratio))
+
+
+def test_refuses_to_overwrite_a_run(tmp_path: Path, one_thread: object) -> None:
+    cfg = config(tmp_path, steps=5)
+    train(cfg)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg)
+
+
+def test_resume_is_bit_identical_and_skips_corrupt_checkpoint(
+    tmp_path: Path, one_thread: object
+) -> None:
+    ref = config(tmp_path / "a")
+    train(ref)
+    expected = load_file(str(Path(ref.out) / "model.safetensors"))
+
+    cfg = config(tmp_path / "b")
+    train(cfg)
+    run = Path(cfg.out)
+    # Pretend the run died after step 20 while writing step 25: drop everything later,
+    # leave a half-written step-25 checkpoint behind.
+    for p in (run / "checkpoints").iterdir():
+        if int(p.stem.split("-")[1]) > 25:
+            p.unlink()
+    (run / "model.safetensors").unlink()
+    last = run / "checkpoints" / "step-0000025.safetensors"
+    last.write_bytes(last.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="unreadable checkpoint"):
+        train(TrainConfig(**{**cfg.__dict__, "resume": True}))
+    got = load_file(str(run / "model.safetensors"))
+    assert got.keys() == expected.keys()
+    for k in expected:
+        assert torch.equal(got[k], expected[k]), k
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path, one_thread: object) -> None:
+    cfg = config(tmp_path, steps=10)
+    train(cfg)
+    (Path(cfg.out) / "model.safetensors").unlink()
+    changed = TrainConfig(**{**cfg.__dict__, "resume": True, "lr": 0.5})
+    with pytest.raises(ValueError, match="different settings.*lr"):
+        train(changed)
+
+
+def _cli(cfg: TrainConfig) -> list[str]:
+    return [
+        sys.executable, "-m", "subpixel", "train", "--data", *cfg.data, "--scale",
+        str(cfg.scale), "--out", cfg.out, "--steps", str(cfg.steps), "--batch-size",
+        str(cfg.batch_size), "--patch-size", str(cfg.patch), "--checkpoint-every",
+        str(cfg.checkpoint_every), "--threads", "1", "--no-scale-augment", "--no-progress",
+        "--lr", str(cfg.lr),
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path: Path) -> None:
+    """Kill the training process with SIGKILL several times; resuming ends bit-identical."""
+    data = str(make_images(tmp_path / "data"))
+    common = {"data": (data,), "steps": 60, "checkpoint_every": 3, "warmup_steps": 100}
+    ref = config(tmp_path / "ref", **common)
+    subprocess.run(_cli(ref), check=True, capture_output=True)
+    expected = load_file(str(Path(ref.out) / "model.safetensors"))
+
+    cfg = config(tmp_path / "killed", **common)
+    rng = random.Random(1234)
+    kills = 0
+    resume: list[str] = []
+    while True:
+        proc = subprocess.Popen(_cli(cfg) + resume, stderr=subprocess.DEVNULL)
+        resume = ["--resume"]
+        if kills < 3:
+            time.sleep(rng.uniform(2.5, 5.0))  # import + a random number of steps
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                continue
+        assert proc.wait(timeout=120) == 0
+        break
+    assert kills >= 1
+    got = load_file(str(Path(cfg.out) / "model.safetensors"))
+    for k in expected:
+        assert torch.equal(got[k], expected[k]), k
+    leftovers = [p for p in Path(cfg.out).rglob("*.tmp")]
+    assert not leftovers
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
+    reason="torchrun not installed",
+)
+def test_torchrun_two_processes_cpu(tmp_path: Path) -> None:
+    cfg = config(tmp_path, steps=6, checkpoint_every=3)
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    cmd = [torchrun, "--nproc_per_node=2", "--master_port", "29533", "-m", "subpixel",
+           *_cli(cfg)[3:]]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    weights = load_file(str(Path(cfg.out) / "model.safetensors"))
+    assert weights["upsample.weight"].shape == (4, 32, 3, 3)
+    ckpt = load_file(str(Path(cfg.out) / "checkpoints" / "step-0000006.safetensors"))
+    assert {"rng.0", "rng.1"} <= set(ckpt)
+    assert not torch.equal(ckpt["rng.0"], ckpt["rng.1"])
