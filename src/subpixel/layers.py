@@ -216,7 +216,8 @@ class _SubPixelConvNd(nn.Module):
             )
         self.shuffle = PixelShuffle(spec.factors, order=spec.order)
         self.blur: nn.Module = Blur(spec.factors) if blur else nn.Identity()
-        self.reset_parameters()
+        if init == "icnr":  # the conv is already initialised as nn.Conv*d does it
+            icnr_(self.conv.weight, self.factor, order=self.order, bias=self.conv.bias)
 
     def _blocks_within_groups(self) -> bool:
         """Whether every block's ``∏r`` channels sit in a single convolution group."""
