@@ -48,7 +48,7 @@ def test_registry_errors() -> None:
     assert "espcn" in list_models()
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         get_model("nope")
-    with pytest.raises(ValueError, match="unknown option.*sclae"):
+    with pytest.raises(ValueError, match=r"unknown option.*sclae"):
         get_model("espcn", sclae=3)
     with pytest.raises(ValueError, match="activation"):
         get_model("espcn", activation="swish")
@@ -106,7 +106,7 @@ def test_pickle_weights_are_refused_and_never_unpickled(tmp_path: Path, suffix: 
 def test_torch_save_zip_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "model.pth"
     torch.save(get_model("espcn", scale=3).state_dict(), path)
-    with pytest.raises(WeightsError, match="pickle/torch.save"):
+    with pytest.raises(WeightsError, match=r"pickle/torch\.save"):
         load_weights(path)
 
 

@@ -124,7 +124,7 @@ def test_resume_with_other_settings_is_refused(tmp_path: Path, one_thread: objec
     train(cfg)
     (Path(cfg.out) / "model.safetensors").unlink()
     changed = TrainConfig(**{**cfg.__dict__, "resume": True, "lr": 0.5})
-    with pytest.raises(ValueError, match="different settings.*lr"):
+    with pytest.raises(ValueError, match=r"different settings.*lr"):
         train(changed)
 
 
