@@ -43,10 +43,16 @@ def reference_shuffle(z: torch.Tensor, factors: Sequence[int], order: str) -> to
     for f in factors:
         block *= f
     channels = z.shape[1] // block
-    out = z.new_empty((z.shape[0], channels, *(s * f for s, f in zip(z.shape[2:], factors))))
+    out = z.new_empty(
+        (z.shape[0], channels, *(s * f for s, f in zip(z.shape[2:], factors, strict=True)))
+    )
     for offsets in itertools.product(*(range(f) for f in factors)):
         idx = [channel_index(order, c, offsets, channels, factors) for c in range(channels)]
-        where = (slice(None), slice(None), *(slice(o, None, f) for o, f in zip(offsets, factors)))
+        where = (
+            slice(None),
+            slice(None),
+            *(slice(o, None, f) for o, f in zip(offsets, factors, strict=True)),
+        )
         out[where] = z[:, idx]
     assert n == z.dim() - 2
     return out
@@ -94,7 +100,7 @@ def test_icnr_is_nearest_upsampling_of_a_plain_conv(
         assert torch.equal(bias[idx], bias[idx[:1]].expand(len(idx))), c
     # ... so every output inside a block is the same (to the conv backend's rounding) ...
     for offsets in itertools.product(*(range(f) for f in factors)):
-        where = (..., *(slice(o, None, f) for o, f in zip(offsets, factors)))
+        where = (..., *(slice(o, None, f) for o, f in zip(offsets, factors, strict=True)))
         first = (..., *(slice(0, None, f) for f in factors))
         assert torch.allclose(y[where], y[first], rtol=0, atol=1e-12), offsets
 

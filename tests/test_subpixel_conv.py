@@ -50,10 +50,16 @@ def reference_shuffle(z: torch.Tensor, factors: Sequence[int], order: str) -> to
     for f in factors:
         block *= f
     channels = z.shape[1] // block
-    out = z.new_empty((z.shape[0], channels, *(s * f for s, f in zip(z.shape[2:], factors))))
+    out = z.new_empty(
+        (z.shape[0], channels, *(s * f for s, f in zip(z.shape[2:], factors, strict=True)))
+    )
     for offsets in itertools.product(*(range(f) for f in factors)):
         idx = [channel_index(order, c, offsets, channels, factors) for c in range(channels)]
-        where = (slice(None), slice(None), *(slice(o, None, f) for o, f in zip(offsets, factors)))
+        where = (
+            slice(None),
+            slice(None),
+            *(slice(o, None, f) for o, f in zip(offsets, factors, strict=True)),
+        )
         out[where] = z[:, idx]
     return out
 
