@@ -33,6 +33,8 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("train", "subpixel.commands.train", "train a super-resolution model"),
     Command("eval", "subpixel.commands.eval", "evaluate a model by the SR protocol"),
+    Command("import-opencv", "subpixel.commands.import_opencv", "import an OpenCV .pb model"),
+    Command("export", "subpixel.commands.export", "export a model to ONNX"),
 )
 
 _EPILOG = """\

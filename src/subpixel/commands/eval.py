@@ -20,16 +20,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", required=True, help="a .safetensors file or DEFAULT")
     p.add_argument("--scale", type=int, required=True, help="upscaling factor")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="HR image folders")
-    p.add_argument("--model", default="espcn", help="architecture (default: espcn)")
+    p.add_argument(
+        "--model", default=None, help="architecture (default: the weights file's, else espcn)"
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--json", action="store_true", help="print only a JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
+    from subpixel.commands.export import model_name
     from subpixel.evaluate import evaluate_folder
     from subpixel.models import get_model
 
-    model = get_model(args.model, weights=args.weights, scale=args.scale).to(args.device)
+    name = model_name(args.weights, args.model)
+    model = get_model(name, weights=args.weights, scale=args.scale).to(args.device)
     results = {}
     for folder in args.data:
         results[Path(folder).name] = evaluate_folder(model, folder, scale=args.scale)

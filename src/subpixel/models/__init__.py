@@ -21,6 +21,7 @@ from typing import Any
 from torch import nn
 
 from subpixel.models.espcn import ESPCN
+from subpixel.models.fsrcnn import FSRCNN
 from subpixel.serialization import WeightsError, load_weights
 
 __all__ = ["ModelEntry", "WeightsError", "default_weights_path", "get_model", "list_models"]
@@ -46,6 +47,7 @@ def register(entry: ModelEntry) -> None:
 
 
 register(ModelEntry("espcn", ESPCN, "ESPCN super-resolution (Shi et al. 2016), Y channel"))
+register(ModelEntry("fsrcnn", FSRCNN, "FSRCNN super-resolution (Dong et al. 2016), Y channel"))
 
 
 def list_models() -> list[str]:

@@ -33,6 +33,8 @@ class ESPCN(nn.Module):
         kernels: kernel sizes, one more than ``features``.
         activation: ``"tanh"`` (paper), ``"relu"``, ``"prelu"`` or ``"leaky_relu"``.
         order: the shuffle's channel order (see :mod:`subpixel.ops`).
+        output_activation: ``None`` (the paper: none) or an activation name applied after
+            the shuffle (OpenCV's ``dnn_superres`` ESPCN graphs end in ``"tanh"``).
 
     Example:
         >>> import torch
@@ -49,6 +51,7 @@ class ESPCN(nn.Module):
         kernels: Sequence[int] = (5, 3, 3),
         activation: str = "tanh",
         order: str = "chw",
+        output_activation: str | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(scale, int) or scale < 1:
@@ -60,6 +63,11 @@ class ESPCN(nn.Module):
         if activation not in _ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {activation!r}; choose from {sorted(_ACTIVATIONS)}"
+            )
+        if output_activation is not None and output_activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"unknown output_activation {output_activation!r}; choose from "
+                f"{sorted(_ACTIVATIONS)} or None"
             )
         if any(k % 2 == 0 for k in kernels):
             raise ValueError(f"kernel sizes must be odd for 'same' padding, got {tuple(kernels)}")
@@ -73,6 +81,9 @@ class ESPCN(nn.Module):
         k = kernels[-1]
         self.upsample = nn.Conv2d(widths[-1], channels * scale * scale, k, padding=k // 2)
         self.shuffle = PixelShuffle(scale, order=order)
+        self.output: nn.Module = (
+            nn.Identity() if output_activation is None else _ACTIVATIONS[output_activation]()
+        )
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -86,4 +97,5 @@ class ESPCN(nn.Module):
         nn.init.normal_(self.upsample.weight, 0.0, 1e-3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shuffle(self.upsample(self.features(x)))
+        out: torch.Tensor = self.output(self.shuffle(self.upsample(self.features(x))))
+        return out

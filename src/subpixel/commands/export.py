@@ -1,0 +1,85 @@
+"""Export a model to ONNX: the network as get_model returns it, with dynamic height and width.
+
+The graph takes "input" (N, C, H, W) floats in [0, 1] and gives "output" (N, C, s·H, s·W).
+Shuffles in PyTorch's order become DepthToSpace (mode CRD), TensorFlow's order DepthToSpace
+(DCR); other orders are exported as reshape/transpose. When onnxruntime is installed the
+file is checked against PyTorch on a few input sizes (odd ones included) and the largest
+difference is printed. Needs 'subpixel[onnx]'.
+
+examples:
+  subpixel export --weights DEFAULT --scale 3 --format onnx -o espcn_x3.onnx
+  subpixel export --weights fsrcnn_x2.safetensors --format onnx -o fsrcnn_x2.onnx --opset 13
+  subpixel export --weights runs/x4/model.safetensors --format onnx -o m.onnx --static 1 1 64 64
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from subpixel.cli import CliError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, metavar="PATH|DEFAULT", help="weights to export")
+    p.add_argument("--scale", type=int, help="upscaling factor (default: the weights file's)")
+    p.add_argument(
+        "--model", default=None, help="architecture (default: the weights file's, else espcn)"
+    )
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="output format (onnx)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 11 (default 17)")
+    p.add_argument(
+        "--static",
+        type=int,
+        nargs=4,
+        metavar=("N", "C", "H", "W"),
+        help="fix the input shape instead of dynamic batch, height and width",
+    )
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+
+
+def model_name(weights: str, given: str | None) -> str:
+    """``given``, else the model named in the weights file's metadata, else ``"espcn"``."""
+    if given is not None:
+        return given
+    if weights.upper() == "DEFAULT":
+        return "espcn"
+    from subpixel.serialization import load_weights
+
+    return load_weights(weights)[1].model or "espcn"
+
+
+def run(args: argparse.Namespace) -> int:
+    from subpixel.interop.onnx_export import check_onnx, onnx_ops, to_onnx
+    from subpixel.models import get_model
+
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise CliError(f"{out}: folder {out.parent} does not exist")
+    config = {} if args.scale is None else {"scale": args.scale}
+    model = get_model(model_name(args.weights, args.model), weights=args.weights, **config)
+    model.eval()
+    try:
+        to_onnx(
+            model,
+            out,
+            opset=args.opset,
+            dynamic=args.static is None,
+            input_shape=tuple(args.static) if args.static else None,
+        )
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{out}: {' -> '.join(onnx_ops(out))}")
+    if not args.no_check:
+        try:
+            sizes = ((args.static[2], args.static[3]),) if args.static else ((16, 16), (17, 23))
+            batch = args.static[0] if args.static else 2
+            diff = check_onnx(model, out, sizes, batch=batch)
+        except ImportError:
+            print("onnxruntime is not installed: not checked (pip install 'subpixel[onnx]')")
+        else:
+            print(f"onnxruntime vs PyTorch: max abs difference {diff:.2e}")
+            if diff > 1e-4:
+                raise CliError(f"{out}: onnxruntime differs from PyTorch by {diff:.2e}")
+    return 0
