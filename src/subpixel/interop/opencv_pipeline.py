@@ -29,7 +29,7 @@ Example:
     >>> bgr_to_ycrcb(bgr).tolist()
     [[[29, 107, 255], [76, 255, 85]]]
     >>> ycrcb_to_bgr(bgr_to_ycrcb(bgr)).tolist()
-    [[[255, 0, 1], [0, 0, 254]]]
+    [[[254, 0, 0], [0, 0, 254]]]
     >>> opencv_upsample(torch.nn.Upsample(scale_factor=2), bgr).shape
     (2, 4, 3)
 """
