@@ -35,6 +35,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("eval", "subpixel.commands.eval", "evaluate a model by the SR protocol"),
     Command("import-opencv", "subpixel.commands.import_opencv", "import an OpenCV .pb model"),
     Command("export", "subpixel.commands.export", "export a model to ONNX"),
+    Command("experiment", "subpixel.commands.experiment", "sub-pixel vs transposed, measured"),
 )
 
 _EPILOG = """\

@@ -10,6 +10,7 @@ examples:
   subpixel train --data photos/ --scale 2 --out runs/x2 --steps 20000 --batch-size 32
   subpixel train ... --resume            # continue an interrupted run exactly
   torchrun --nproc_per_node=2 -m subpixel train ...   # data-parallel
+  subpixel train --model subpixel-faces --data img_align_celeba --crop 128 --out runs/faces
 """
 
 from __future__ import annotations
@@ -23,13 +24,19 @@ from subpixel.cli import CliError
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="training folders")
-    p.add_argument("--scale", type=int, required=True, choices=(2, 3, 4), help="upscaling factor")
+    p.add_argument(
+        "--scale", type=int, choices=(2, 3, 4), help="upscaling factor (subpixel-faces: 4)"
+    )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
     p.add_argument("--model", default="espcn", help="architecture (default: espcn)")
     p.add_argument("--val", nargs="+", default=[], metavar="DIR", help="validation folders")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="train for about M minutes")
-    budget.add_argument("--steps", type=int, help="train for N steps (default 10000)")
+    budget.add_argument(
+        "--steps",
+        type=int,
+        help="train for N steps (default 10000; with --resume: as recorded, or a new length)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="patches per step (default 64)")
     p.add_argument(
         "--patch-size", type=int, default=17, help="LR patch size; HR is ×scale (default 17)"
@@ -48,6 +55,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-scale-augment", action="store_true", help="no 0.6-0.9 HR downscaling")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    faces = p.add_argument_group("subpixel-faces (the original project's 4× face model)")
+    faces.add_argument(
+        "--crop", type=int, default=128, help="centre crop before 128×128 -> 32×32 (default 128)"
+    )
+    faces.add_argument(
+        "--sample-every", type=int, default=500, help="write a sample grid every N steps"
+    )
+
+
+def _run_faces(args: argparse.Namespace) -> int:
+    import torch
+
+    from subpixel.faces_training import FacesConfig, train_faces
+
+    if args.scale not in (None, 4):
+        raise CliError(f"--scale {args.scale}: subpixel-faces upscales by 4 only")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    argv = getattr(args, "_argv", None) or sys.argv[1:]
+    cfg = FacesConfig(
+        data=tuple(args.data),
+        out=args.out,
+        crop=args.crop,
+        steps=args.steps,
+        minutes=args.minutes,
+        batch_size=args.batch_size,
+        lr=args.lr if any(a == "--lr" or a.startswith("--lr=") for a in argv) else 2e-4,
+        sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+        progress=not args.no_progress,
+        command=shlex.join(["subpixel", *argv]),
+    )
+    result = train_faces(cfg)
+    print(
+        f"weights: {result.model_path}  ({result.steps} steps, {result.seconds / 60:.1f} min, "
+        f"loss {result.first_loss:.4g} -> {result.last_loss:.4g})"
+    )
+    print(f"samples: {result.samples[-1].parent}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
 
     from subpixel.train import TrainConfig, train
 
+    if args.model == "subpixel-faces":
+        return _run_faces(args)
+    if args.scale is None:
+        raise CliError(f"--scale is required for model {args.model!r}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -68,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         model_options=options,
         val=tuple(args.val),
-        steps=args.steps if args.steps or args.minutes else 10000,
+        steps=args.steps if args.steps or args.minutes or args.resume else 10000,
         minutes=args.minutes,
         batch_size=args.batch_size,
         patch=args.patch_size,
