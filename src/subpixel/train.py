@@ -72,8 +72,10 @@ class TrainConfig:
     command: str = ""
 
     def __post_init__(self) -> None:
-        if (self.steps is None) == (self.minutes is None):
-            raise ValueError("give exactly one of steps or minutes")
+        if self.steps is not None and self.minutes is not None:
+            raise ValueError("give steps or minutes, not both")
+        if self.steps is None and self.minutes is None and not self.resume:
+            raise ValueError("give steps or minutes (only a resumed run may omit both)")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.minutes is not None and self.minutes <= 0:
@@ -174,6 +176,7 @@ def _save_checkpoint(
     opt: torch.optim.Optimizer,
     gen_states: list[torch.Tensor],
     elapsed: float,
+    commands: list[str],
 ) -> Path:
     folder = run_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
@@ -192,6 +195,7 @@ def _save_checkpoint(
             "train.elapsed": repr(elapsed),
             "train.optimizer": opt_meta,
             "train.identity": json.dumps(cfg.identity(), sort_keys=True),
+            "train.commands": json.dumps(commands),
         },
     )
     for _, old in _checkpoints(run_dir)[: -cfg.keep_checkpoints]:
@@ -209,6 +213,7 @@ class _Restored:
     gen_states: list[torch.Tensor]
     identity: dict[str, Any]
     path: Path
+    commands: list[str]
 
 
 def _load_latest_checkpoint(run_dir: Path) -> _Restored | None:
@@ -229,6 +234,7 @@ def _load_latest_checkpoint(run_dir: Path) -> _Restored | None:
                 gen_states=[g for _, g in gens],
                 identity=json.loads(extra["train.identity"]),
                 path=path,
+                commands=json.loads(extra.get("train.commands", '["(not recorded)"]')),
             )
         except (WeightsError, KeyError, ValueError) as exc:
             warnings.warn(
@@ -328,7 +334,12 @@ def _plot(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _model_card(
-    cfg: TrainConfig, model: nn.Module, steps: int, seconds: float, metrics: dict[str, Any]
+    cfg: TrainConfig,
+    model: nn.Module,
+    steps: int,
+    seconds: float,
+    metrics: dict[str, Any],
+    commands: list[str],
 ) -> dict[str, Any]:
     params = sum(p.numel() for p in model.parameters())
     return {
@@ -338,7 +349,8 @@ def _model_card(
         "parameters": params,
         "data": list(cfg.data),
         "validation": list(cfg.val),
-        "command": cfg.command,
+        "command": commands[0] if commands else cfg.command,
+        "commands": commands,
         "steps": steps,
         "batch_size": cfg.batch_size,
         "patch": cfg.patch,
@@ -365,11 +377,11 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "## Command",
         "",
-        "```",
-        card["command"] or "(called from Python)",
-        "```",
-        "",
     ]
+    commands = card.get("commands") or [card["command"] or "(called from Python)"]
+    if len(commands) > 1:
+        lines += ["The run was interrupted and resumed; every command, in order:", ""]
+    lines += ["```", *commands, "```", ""]
     if card.get("metrics"):
         lines += [
             "## Evaluation (Y channel, shave = scale, MATLAB bicubic degradation)",
@@ -425,6 +437,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
 
     step, total, elapsed_before = 0, cfg.steps or 0, 0.0
+    commands = [cfg.command]
     restored = _load_latest_checkpoint(run_dir) if cfg.resume else None
     if restored is not None:
         if restored.identity != cfg.identity():
@@ -444,8 +457,19 @@ def train(cfg: TrainConfig) -> TrainResult:
             )
         gen.set_state(restored.gen_states[rank])
         step, total, elapsed_before = restored.step, restored.total, restored.elapsed
+        commands = [*restored.commands, cfg.command]
+        if cfg.steps is not None and cfg.steps != total:
+            print(
+                f"changing the schedule's length from {total} to {cfg.steps} steps",
+                file=sys.stderr,
+            )
+            total = cfg.steps
         if rank == 0:
             print(f"resuming {run_dir} at step {step}/{total}", file=sys.stderr)
+    elif cfg.steps is None and cfg.minutes is None:
+        raise FileNotFoundError(
+            f"{run_dir}: no checkpoint to resume; give --steps or --minutes to start a run"
+        )
 
     ddp_model: nn.Module = model
     if world > 1:
@@ -482,6 +506,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 opt,
                 states,
                 elapsed_before + time.perf_counter() - start,
+                commands,
             )
             _write_log(log_path, rows)
         if world > 1:
@@ -542,7 +567,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if rank == 0:
         for name, imgs in val_sets.items():
             metrics[name] = evaluate_images(model, imgs, scale=cfg.scale)
-        card = _model_card(cfg, model, step, seconds, metrics)
+        card = _model_card(cfg, model, step, seconds, metrics, commands)
         save_weights(
             model_path,
             model.state_dict(),
