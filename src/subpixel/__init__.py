@@ -28,4 +28,15 @@ __all__ = [
     "order_permutation",
     "pixel_shuffle",
     "pixel_unshuffle",
+    "upscale",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy: `import subpixel` must not import the image/video stack. `subpixel.upscale` is
+    # a callable module, so `subpixel.upscale(image, ...)` calls subpixel.upscale.upscale.
+    if name == "upscale":
+        import importlib
+
+        return importlib.import_module("subpixel.upscale")
+    raise AttributeError(f"module 'subpixel' has no attribute {name!r}")

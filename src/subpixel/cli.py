@@ -36,6 +36,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("import-opencv", "subpixel.commands.import_opencv", "import an OpenCV .pb model"),
     Command("export", "subpixel.commands.export", "export a model to ONNX"),
     Command("experiment", "subpixel.commands.experiment", "sub-pixel vs transposed, measured"),
+    Command("upscale", "subpixel.commands.upscale", "upscale images, folders and videos"),
 )
 
 _EPILOG = """\

@@ -1,0 +1,219 @@
+"""Pre- and post-processing around a Y-channel model, as its weights file asks.
+
+A weights file may carry the JSON metadata key ``subpixel.pipeline``; absent, the paper's
+processing is used (BT.601 studio-range YCbCr as MATLAB, MATLAB bicubic chroma). Models
+imported from OpenCV's ``dnn_superres`` say ``{"color": "opencv-ycrcb", "chroma":
+"bicubic-opencv"}`` so that their output reproduces OpenCV's.
+
+Example:
+    >>> p = Pipeline(color="opencv-ycrcb", chroma="bicubic-opencv")
+    >>> Pipeline.from_json(p.to_json()) == p
+    True
+    >>> Pipeline().to_json()
+    '{"chroma": "bicubic-matlab", "color": "bt601-studio", "model_range": "unit"}'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from subpixel.color import RGB_TO_YCBCR_MATRIX, YCBCR_OFFSET
+from subpixel.resize import resize_matrix
+from subpixel.serialization import WeightsError, sniff_weights
+
+__all__ = ["PIPELINE_KEY", "Pipeline", "read_pipeline"]
+
+#: The safetensors metadata key holding the pipeline JSON.
+PIPELINE_KEY = "subpixel.pipeline"
+
+_COLORS = ("bt601-studio", "opencv-ycrcb")
+_CHROMAS = ("bicubic-matlab", "bicubic-opencv")
+_RANGES = ("unit",)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """How RGB is split into the model's Y and the chroma, and how chroma is resampled.
+
+    Attributes:
+        color: ``"bt601-studio"`` (:mod:`subpixel.color`, MATLAB's ``rgb2ycbcr``: Y in
+            16..235 levels) or ``"opencv-ycrcb"`` (OpenCV ``COLOR_RGB2YCrCb`` on float
+            images: full-range ``Y = 0.299 R + 0.587 G + 0.114 B``, chroma centred on 0.5).
+        chroma: ``"bicubic-matlab"`` (:func:`subpixel.resize.imresize`, Keys a = -0.5,
+            mirrored borders) or ``"bicubic-opencv"`` (a = -0.75, replicated borders, as
+            ``cv2.INTER_CUBIC`` and ``torch.nn.functional.interpolate(mode="bicubic")``).
+            Alpha channels are resampled the same way.
+        model_range: the model's input/output scale; only ``"unit"`` ([0, 1]) exists.
+
+    Raises:
+        ValueError: on an unknown value.
+    """
+
+    color: str = "bt601-studio"
+    chroma: str = "bicubic-matlab"
+    model_range: str = "unit"
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("color", self.color, _COLORS),
+            ("chroma", self.chroma, _CHROMAS),
+            ("model_range", self.model_range, _RANGES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"pipeline {name}={value!r} is unknown; expected one of {allowed}")
+
+    def to_json(self) -> str:
+        """The metadata value to store under :data:`PIPELINE_KEY` (sorted keys)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Pipeline:
+        """Parse :meth:`to_json` output; missing fields take their defaults.
+
+        Raises:
+            ValueError: on malformed JSON, unknown fields or values.
+        """
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"pipeline metadata is not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError("pipeline metadata must be a JSON object")
+        unknown = sorted(set(data) - {"color", "chroma", "model_range"})
+        if unknown:
+            raise ValueError(f"pipeline metadata has unknown field(s) {unknown}")
+        return cls(**{k: str(v) for k, v in data.items()})
+
+    # -- the transforms, on (N, C, H, W) float tensors ------------------------------------
+
+    def split(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """RGB ``(N, 3, H, W)`` in [0, 1] → (luma ``(N, 1, H, W)``, chroma ``(N, 2, H, W)``)."""
+        weight, bias = _affine(self.color, forward=True, dtype=rgb.dtype, device=str(rgb.device))
+        ycc = F.conv2d(rgb, weight, bias)
+        return ycc[:, :1], ycc[:, 1:]
+
+    def merge(self, y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`split` (no clamping)."""
+        weight, bias = _affine(self.color, forward=False, dtype=y.dtype, device=str(y.device))
+        return F.conv2d(torch.cat([y, chroma], dim=1), weight, bias)
+
+    def resample(self, x: torch.Tensor, scale: int) -> torch.Tensor:
+        """Bicubic upscaling of ``(N, C, H, W)`` by the integer ``scale`` (chroma, alpha)."""
+        if self.chroma == "bicubic-matlab":
+            return _matlab_upscale(x, scale)
+        return F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+
+
+def _color_matrices(color: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(forward, offset, inverse)`` with ``ycc = forward @ rgb + offset`` on [0, 1]."""
+    if color == "bt601-studio":  # MATLAB's rgb2ycbcr, as subpixel.color
+        fwd = RGB_TO_YCBCR_MATRIX / 255.0
+        return fwd, YCBCR_OFFSET / 255.0, np.linalg.inv(fwd)
+    # OpenCV COLOR_RGB2YCrCb on floats (delta 0.5) and its documented inverse.
+    kr, kg, kb = 0.299, 0.587, 0.114
+    y = np.array([kr, kg, kb])
+    fwd = np.stack([y, (np.array([1.0, 0, 0]) - y) * 0.713, (np.array([0, 0, 1.0]) - y) * 0.564])
+    inv = np.array([[1.0, 1.403, 0.0], [1.0, -0.714, -0.344], [1.0, 0.0, 1.773]])
+    return fwd, np.array([0.0, 0.5, 0.5]), inv
+
+
+@lru_cache(maxsize=32)
+def _affine(
+    color: str, *, forward: bool, dtype: torch.dtype, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """1×1 convolution weights and bias of the colour transform (cached)."""
+    fwd, off, inv = _color_matrices(color)
+    m, b = (fwd, off) if forward else (inv, -inv @ off)
+    weight = torch.tensor(m, dtype=dtype, device=torch.device(device))[:, :, None, None]
+    return weight, torch.tensor(b, dtype=dtype, device=torch.device(device))
+
+
+@lru_cache(maxsize=8)
+def _phase_kernels(scale: int) -> tuple[np.ndarray, int]:
+    """MATLAB's bicubic ×scale weights per output phase: ``(scale, L)`` and the first offset.
+
+    For an integer factor, output pixel ``s·j + k`` is ``Σ_t K[k, t] · x[j + first + t]``
+    (with MATLAB's mirrored indices outside the image): read off the interior rows of
+    :func:`subpixel.resize.resize_matrix`, so the weights are MATLAB's by construction.
+    """
+    n = 32
+    m = resize_matrix(n, n * scale, float(scale), antialias=False).numpy()
+    j = n // 2
+    rows = [m[scale * j + k] for k in range(scale)]
+    nz = [np.flatnonzero(r) - j for r in rows]
+    first = int(min(r.min() for r in nz))
+    last = int(max(r.max() for r in nz))
+    kernels = np.zeros((scale, last - first + 1))
+    for k, r in enumerate(rows):
+        kernels[k, nz[k] - first] = r[nz[k] + j]
+    return kernels, first
+
+
+def _matlab_axis(x: torch.Tensor, scale: int, dim: int) -> torch.Tensor:
+    """Upscale ``(B, 1, H, W)`` along ``dim`` (2 or 3) as a phase convolution + interleave."""
+    kernels, first = _phase_kernels(scale)
+    n, length = x.shape[dim], kernels.shape[1]
+    aux = np.concatenate([np.arange(n), np.arange(n)[::-1]])
+    index = torch.from_numpy(aux[np.mod(np.arange(first, first + n + length - 1), 2 * n)])
+    padded = torch.index_select(x, dim, index.to(x.device))
+    shape = (scale, 1, length, 1) if dim == 2 else (scale, 1, 1, length)
+    weight = torch.tensor(kernels, dtype=x.dtype, device=x.device).view(shape)
+    out = F.conv2d(padded, weight)  # (B, scale, H, W): channel k is phase k
+    b, _, h, w = out.shape
+    if dim == 2:
+        return out.permute(0, 2, 1, 3).reshape(b, 1, h * scale, w)
+    return out.permute(0, 2, 3, 1).reshape(b, 1, h, w * scale)
+
+
+def _matlab_upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """:func:`subpixel.resize.imresize` for integer upscaling, with banded (4-tap) weights.
+
+    Same weights as ``imresize(x, scale)`` (rows first, mirrored borders), applied as a
+    convolution per output phase instead of a dense matrix product, so large tiles stay
+    cheap.
+    """
+    n, c, h, w = x.shape
+    flat = x.reshape(n * c, 1, h, w)
+    out = _matlab_axis(_matlab_axis(flat, scale, 2), scale, 3)
+    return out.reshape(n, c, h * scale, w * scale)
+
+
+def read_pipeline(path: str | os.PathLike[str]) -> Pipeline:
+    """The :class:`Pipeline` stored in a ``.safetensors`` file's metadata (default if absent).
+
+    Only the header is read (never unpickles).
+
+    Raises:
+        WeightsError: not a safetensors file, or malformed pipeline metadata.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> from subpixel.serialization import save_weights
+        >>> f = os.path.join(tempfile.mkdtemp(), "m.safetensors")
+        >>> save_weights(f, {"w": torch.ones(1)}, extra={PIPELINE_KEY: '{"color": "opencv-ycrcb"}'})
+        >>> read_pipeline(f).color
+        'opencv-ycrcb'
+    """
+    sniff_weights(path)
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta: dict[str, str] = fh.metadata() or {}
+    except Exception as exc:
+        raise WeightsError(f"{path}: corrupt .safetensors file ({exc})") from exc
+    text = meta.get(PIPELINE_KEY)
+    if text is None:
+        return Pipeline()
+    try:
+        return Pipeline.from_json(text)
+    except ValueError as exc:
+        raise WeightsError(f"{Path(path)}: {exc}") from None
