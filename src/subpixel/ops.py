@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,6 +41,7 @@ from typing import Literal, TypeVar, overload
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "ORDER_ALIASES",
@@ -156,10 +158,13 @@ class ShuffleSpec:
             raise ValueError(
                 f"factor {factor!r} has {ndim_hint} entries; only 1, 2 or 3 spatial axes exist"
             )
-        canonical = resolve_order(order, ndim_hint if key in ORDER_ALIASES else None)
+        # Under torch.compile, call the function itself: Dynamo warns about lru_cache.
+        resolve = resolve_order.__wrapped__ if torch.compiler.is_compiling() else resolve_order
+        canonical = resolve(order, ndim_hint if key in ORDER_ALIASES else None)
         n = len(canonical) - 1
         if factors_in is None:
-            factors = (int(factor),) * n  # type: ignore[call-overload]
+            assert isinstance(factor, (int, np.integer))
+            factors = (int(factor),) * n
         else:
             factors = tuple(int(f) for f in factors_in)
             if len(factors) != n:
@@ -213,6 +218,19 @@ def _check_format(data_format: str) -> bool:
     raise ValueError(
         f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}"
     )
+
+
+def _resolve(
+    shape: Sequence[int], factor: Factor, order: str, data_format: str
+) -> tuple[ShuffleSpec, bool]:
+    """Validate the arguments; a ValueError names the shape, the factor and the order."""
+    try:
+        return ShuffleSpec.make(factor, order), _check_format(data_format)
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc} (shape {tuple(shape)}, factor {factor!r}, order {order!r}, "
+            f"data_format {data_format!r})"
+        ) from None
 
 
 @lru_cache(maxsize=1024)
@@ -291,17 +309,128 @@ def _shuffle_plan(
 def _plan(
     shape: Sequence[int], spec: ShuffleSpec, first: bool, inverse: bool
 ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    # Symbolic sizes (torch.compile/export with dynamic shapes) are not hashable: no cache.
-    if all(type(s) is int for s in shape):
+    # Symbolic sizes (torch.compile/export with dynamic shapes) are not hashable, and Dynamo
+    # warns about lru_cache: no cache there.
+    if all(type(s) is int for s in shape) and not torch.compiler.is_compiling():
         return _shuffle_plan(tuple(shape), spec, first, inverse)
     return _shuffle_plan.__wrapped__(tuple(shape), spec, first, inverse)
 
 
-def _apply(x: ArrayT, plan: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]) -> ArrayT:
+Plan = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+# Copy strategy (CPU). A permuted copy runs in the output's memory order, an inner loop over
+# the two innermost (merged) dimensions at a time. When those hold only a few elements
+# (a channels-last "chw" unshuffle writes (..., C, r_h, r_w): 4 elements per inner loop;
+# a channels-last "hcw" shuffle with C = 16 writes (..., r_w, C): 32), loop overhead
+# dominates. Copying one index of the tiny dimensions at a time (r_h·r_w, or r_w, strided
+# copies, each with long inner loops) took 25-45 % less time in benchmarks/bench_ops.py;
+# splitting in other cases did not pay off (see docs/benchmarks.md).
+_SPLIT_MIN_INNER = 64  # the two innermost dimensions hold fewer elements than this: split
+_SPLIT_TINY = 4  # a dimension of this size or smaller is tiny
+_SPLIT_MAX_PIECES = 16  # at most this many copies
+
+
+def _split_dims(shape: Sequence[int], stride: Sequence[int]) -> tuple[int, ...]:
+    """Dimensions of a permuted view to copy one index at a time (empty: one plain copy).
+
+    ``shape``/``stride`` describe the source view in the output's (contiguous) order.
+    Dimensions the source walks contiguously across are merged first, as TensorIterator
+    does. The split takes the run of tiny merged dimensions at the inner end if it has two or
+    more, else the second dimension if it is tiny and the innermost two are short.
+    """
+    # (size, source stride, dimensions), innermost first
+    groups: list[tuple[int, int, list[int]]] = []
+    for dim in reversed(range(len(shape))):
+        size, st = shape[dim], stride[dim]
+        if groups and size == 1:
+            groups[-1][2].append(dim)
+        elif groups and (groups[-1][0] == 1 or st == groups[-1][0] * groups[-1][1]):
+            g_size, g_stride, g_dims = groups[-1]
+            groups[-1] = (g_size * size, st if g_size == 1 else g_stride, [*g_dims, dim])
+        else:
+            groups.append((size, st, [dim]))
+    pieces, k = 1, 0
+    while (
+        k + 1 < len(groups)
+        and groups[k][0] <= _SPLIT_TINY
+        and pieces * groups[k][0] <= _SPLIT_MAX_PIECES
+    ):
+        pieces *= groups[k][0]
+        k += 1
+    if k >= 2:
+        return tuple(sorted(d for g in groups[:k] for d in g[2]))
+    if (
+        len(groups) > 2
+        and groups[1][0] <= _SPLIT_TINY
+        and groups[0][0] * groups[1][0] < _SPLIT_MIN_INNER
+    ):
+        # A short run (e.g. C = 16) over a tiny dimension: take the tiny one out, so that
+        # the inner loops run over the short run and the next, longer dimension.
+        return tuple(sorted(groups[1][2]))
+    return ()
+
+
+def _fast_path_ok(x: torch.Tensor) -> bool:
+    """Plain CPU tensors outside autograd, tracing and compilation."""
+    return (
+        type(x) is torch.Tensor
+        and x.device.type == "cpu"
+        and not (x.requires_grad and torch.is_grad_enabled())
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+    )
+
+
+def _apply_torch(
+    x: torch.Tensor, spec: ShuffleSpec, first: bool, inverse: bool, plan: Plan
+) -> torch.Tensor:
     view, perm, out = plan
-    if isinstance(x, torch.Tensor):
+    if not _fast_path_ok(x) or x.numel() < 1 << 16:
         return x.reshape(view).permute(perm).reshape(out)
-    return np.ascontiguousarray(np.transpose(x.reshape(view), perm)).reshape(out)
+    if (
+        not first
+        and not inverse
+        and spec.order == "chw"
+        and spec.factors[0] == spec.factors[1]
+        and x.is_contiguous()
+    ):
+        # PyTorch's own channels-last kernel (a vectorised transpose per pixel) beats a
+        # permuted copy here; it is the same pure data movement, so the values are equal.
+        nchw = x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2)
+        return F.pixel_shuffle(nchw, spec.factors[0]).permute(0, 2, 3, 1).reshape(out)
+    src = x.reshape(view).permute(perm)  # only splits dimensions: always a view
+    dims = _split_dims(src.shape, src.stride())
+    if not dims:
+        return src.reshape(out)
+    dst = torch.empty(out, dtype=x.dtype, device=x.device).view(src.shape)
+    index: list[int | slice] = [slice(None)] * src.ndim
+    for values in itertools.product(*(range(src.shape[d]) for d in dims)):
+        for d, v in zip(dims, values, strict=True):
+            index[d] = v
+        dst[tuple(index)].copy_(src[tuple(index)])
+    return dst.view(out)
+
+
+def _shuffle_any(
+    x: torch.Tensor | np.ndarray, spec: ShuffleSpec, first: bool, inverse: bool
+) -> torch.Tensor | np.ndarray:
+    plan = _plan(x.shape, spec, first, inverse)  # validates against the caller's shape
+    if isinstance(x, np.ndarray):
+        view, perm, out = plan
+        return np.ascontiguousarray(np.transpose(x.reshape(view), perm)).reshape(out)
+    if x.ndim > 1 and not x.is_contiguous():
+        # A channels-first tensor stored channels last (memory format channels_last or
+        # channels_last_3d), or the other way round: shuffle the dense view in the other
+        # data format. Same values; the result keeps the input's memory layout, as
+        # torch.nn.functional.pixel_shuffle does for channels_last.
+        nb = x.ndim - spec.ndim - 1
+        moved = x.movedim(nb, -1) if first else x.movedim(-1, nb)
+        if moved.is_contiguous():
+            y = _apply_torch(
+                moved, spec, not first, inverse, _plan(moved.shape, spec, not first, inverse)
+            )
+            return y.movedim(-1, nb) if first else y.movedim(nb, -1)
+    return _apply_torch(x, spec, first, inverse, plan)
 
 
 def _check_array(x: object) -> None:
@@ -352,9 +481,8 @@ def pixel_shuffle(
         (1, 1, 4)
     """
     _check_array(x)
-    spec = ShuffleSpec.make(factor, order)
-    first = _check_format(data_format)
-    return _apply(x, _plan(x.shape, spec, first, False))
+    spec, first = _resolve(x.shape, factor, order, data_format)
+    return _shuffle_any(x, spec, first, False)
 
 
 @overload
@@ -388,9 +516,8 @@ def pixel_unshuffle(
         True
     """
     _check_array(x)
-    spec = ShuffleSpec.make(factor, order)
-    first = _check_format(data_format)
-    return _apply(x, _plan(x.shape, spec, first, True))
+    spec, first = _resolve(x.shape, factor, order, data_format)
+    return _shuffle_any(x, spec, first, True)
 
 
 def order_permutation(channels: int, factor: Factor, *, src: str, dst: str) -> np.ndarray:
