@@ -185,3 +185,16 @@ def test_debug_shows_traceback(tmp_path: Path, w2: Path) -> None:
                 "--no-progress",
             ]
         )
+
+
+def test_reference_folder_mirrors_inputs(tmp_path: Path, w2: Path) -> None:
+    for name in ("a", "b"):
+        hr = _image(tmp_path / "hr" / f"{name}.png", size=(40, 30), seed=ord(name))
+        with Image.open(hr) as im:
+            (tmp_path / "lr").mkdir(exist_ok=True)
+            im.resize((20, 15), Image.Resampling.BICUBIC).save(tmp_path / "lr" / f"{name}.png")
+    argv = [tmp_path / "lr", "-o", tmp_path / "sr", "--weights", w2, "--compare"]
+    assert _run(*argv, "--reference", tmp_path / "hr") == 0
+    for name in ("a", "b"):
+        with Image.open(tmp_path / "sr" / f"{name}.compare.png") as fig:
+            assert fig.width == 4 * 40 + 5 * 4  # the original is the fourth panel

@@ -198,9 +198,10 @@ def read_pipeline(path: str | os.PathLike[str]) -> Pipeline:
         >>> import os, tempfile, torch
         >>> from subpixel.serialization import save_weights
         >>> f = os.path.join(tempfile.mkdtemp(), "m.safetensors")
-        >>> save_weights(f, {"w": torch.ones(1)}, extra={PIPELINE_KEY: '{"color": "opencv-ycrcb"}'})
-        >>> read_pipeline(f).color
-        'opencv-ycrcb'
+        >>> cv = Pipeline(color="opencv-ycrcb", chroma="bicubic-opencv")
+        >>> save_weights(f, {"w": torch.ones(1)}, extra={PIPELINE_KEY: cv.to_json()})
+        >>> read_pipeline(f) == cv
+        True
     """
     sniff_weights(path)
     from safetensors import safe_open

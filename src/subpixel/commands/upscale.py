@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
 
         if same_file(job.src, job.dst):
             raise ValueError(f"{job.dst}: the output would overwrite the input")
+        if args.compare:
+            tqdm.write(f"{job.src}: --compare is for images; no figure for a video")
         result = upscale_video(up.engine, job.src, job.dst, batch=args.batch, progress=progress)
         tqdm.write(
             f"{job.dst}: {result.frames} frames at {result.fps:.1f} frames/s"
@@ -158,8 +160,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if len(jobs) == 1 and summary.done == 1:
         print(f"wrote {jobs[0].dst}")
-    else:
-        print(summary.line())
+    print(summary.line())
     if summary.skipped and not summary.done and not summary.failed:
         print("(existing outputs were skipped; use --overwrite to replace them)")
     return 1 if summary.failed else 0
