@@ -1,0 +1,266 @@
+"""The fast inference path equals the plain model path (fp32) or stays close to it (int8).
+
+References are independent of :mod:`subpixel.fast`: the model's own ``forward`` in float64,
+:mod:`subpixel.color` (MATLAB's rgb2ycbcr), :func:`subpixel.resize.imresize` (MATLAB
+bicubic), ``F.interpolate`` (OpenCV/PyTorch bicubic) and OpenCV's documented YCrCb
+formulas. No timing is asserted here (see ``benchmarks/bench_espcn.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from subpixel.color import rgb_to_ycbcr, ycbcr_to_rgb
+from subpixel.fast import FastUpscaler, optimize_for_inference, polyphase_taps
+from subpixel.models.espcn import ESPCN
+from subpixel.resize import imresize
+
+
+def _model(scale: int, activation: str = "tanh", **kw: object) -> ESPCN:
+    m = ESPCN(scale, activation=activation, **kw).eval()  # type: ignore[arg-type]
+    g = torch.Generator().manual_seed(scale)
+    with torch.no_grad():
+        for p in m.parameters():  # weights of trained-network magnitude, all layers active
+            p.copy_(torch.randn(p.shape, generator=g) * (0.08 if p.dim() > 1 else 0.05))
+    return m
+
+
+def _smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """An image-like (1, 1, h, w) Y in [0, 1]: blurred noise."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 1, h + 6, w + 6, generator=g)
+    return F.avg_pool2d(x, 7, stride=1).clamp(0, 1)
+
+
+def _reference(model: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """The module's own forward, in float64 (the module is restored to float32)."""
+    with torch.no_grad():
+        out: torch.Tensor = model.double()(y.double())
+    model.float()
+    return out
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fp32_equals_model(scale: int, activation: str) -> None:
+    model = _model(scale, activation)
+    y = torch.cat([_smooth_image(19, 23, seed=1), _smooth_image(19, 23, seed=2)])
+    fast = optimize_for_inference(model)
+    assert fast.precision == "fp32" and fast.scale == scale
+    out = fast(y)
+    assert out.shape == (2, 1, 19 * scale, 23 * scale) and out.dtype == torch.float32
+    assert (out.double() - _reference(model, y)).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("order", ["hwc", "cwh"])
+@pytest.mark.parametrize("output_activation", ["tanh", "relu"])
+def test_fp32_any_order_and_output_activation(order: str, output_activation: str) -> None:
+    model = _model(3, "relu", order=order, output_activation=output_activation)
+    y = _smooth_image(11, 9)
+    diff = optimize_for_inference(model)(y).double() - _reference(model, y)
+    assert diff.abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 5), (2, 2), (3, 1), (2, 40)])
+def test_fp32_tiny_images_border_correction(size: tuple[int, int]) -> None:
+    """tanh → sigmoid folding needs an exact correction where the border is within reach."""
+    model = _model(2, "tanh")
+    y = torch.rand(1, 1, *size)
+    diff = optimize_for_inference(model)(y).double() - _reference(model, y)
+    assert diff.abs().max().item() < 1e-5
+
+
+def test_fp32_does_not_modify_the_model() -> None:
+    model = _model(2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimize_for_inference(model)
+    optimize_for_inference(model, precision="int8")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.double() - b.double()) ** 2).mean())
+    return 10 * math.log10(1.0 / max(mse, 1e-20))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_int8_close_to_fp32(scale: int, activation: str) -> None:
+    model = _model(scale, activation, output_activation="tanh" if activation == "relu" else None)
+    y = _smooth_image(24, 20, seed=scale)
+    fast = optimize_for_inference(model, precision="int8")
+    assert fast.precision == "int8"
+    ref = _reference(model, y)
+    out = fast(y)
+    assert out.shape == ref.shape
+    # 8-bit activations and weights: far below visible, far above float rounding
+    assert _psnr(out.clamp(0, 1), ref.clamp(0, 1)) > 40.0
+
+
+def test_int8_custom_calibration() -> None:
+    model = _model(2, "relu")
+    y = _smooth_image(16, 16)
+    fast = optimize_for_inference(model, precision="int8", calibration=_smooth_image(32, 32, 5))
+    assert _psnr(fast(y).clamp(0, 1), _reference(model, y).clamp(0, 1)) > 40.0
+
+
+# -- the fused uint8 pipeline ------------------------------------------------------------
+
+
+def _rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
+    g = torch.Generator().manual_seed(seed)
+    x = F.avg_pool2d(torch.rand(1, 3, h + 2, w + 2, generator=g), 3, stride=1)
+    noise = torch.rand(1, 3, h, w, generator=g) * 0.3
+    return ((x + noise).clamp(0, 1)[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+def _levels(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) floats → (H, W, 3) uint8 as the plain pipeline rounds (half up)."""
+    u = torch.floor(x.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+    return u[0].permute(1, 2, 0).numpy()
+
+
+def _plain_bt601(model: nn.Module, rgb: np.ndarray, scale: int) -> np.ndarray:
+    x = torch.from_numpy(rgb).double().permute(2, 0, 1)[None] / 255
+    ycc = rgb_to_ycbcr(x, channel_dim=1)
+    y_sr = _reference(model, ycc[:, :1]).clamp(0, 1)
+    chroma = imresize(ycc[:, 1:], float(scale))
+    return _levels(ycbcr_to_rgb(torch.cat([y_sr, chroma], 1), channel_dim=1))
+
+
+def _plain_opencv(model: nn.Module, rgb: np.ndarray, scale: int) -> np.ndarray:
+    """OpenCV's COLOR_RGB2YCrCb / COLOR_YCrCb2RGB float formulas, bicubic a = -0.75."""
+    x = torch.from_numpy(rgb).double().permute(2, 0, 1)[None] / 255
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cr, cb = (r - y) * 0.713 + 0.5, (b - y) * 0.564 + 0.5
+    y_sr = _reference(model, y).clamp(0, 1)
+    up = F.interpolate(torch.cat([cr, cb], 1), scale_factor=scale, mode="bicubic")
+    cr, cb = up[:, :1] - 0.5, up[:, 1:] - 0.5
+    rgb_sr = torch.cat([y_sr + 1.403 * cr, y_sr - 0.714 * cr - 0.344 * cb, y_sr + 1.773 * cb], 1)
+    return _levels(rgb_sr)
+
+
+class _OpenCVPipeline:
+    color = "opencv-ycrcb"
+    chroma = "bicubic-opencv"
+
+
+def _max_level_diff(a: np.ndarray, b: np.ndarray) -> int:
+    assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_pipeline_bt601_matlab_equals_plain(scale: int) -> None:
+    model = _model(scale)
+    rgb = _rgb(17, 22, seed=scale)
+    out = FastUpscaler(model)(rgb)
+    assert out.shape == (17 * scale, 22 * scale, 3) and out.dtype == np.uint8
+    assert _max_level_diff(out, _plain_bt601(model, rgb, scale)) <= 1
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_pipeline_opencv_equals_plain(scale: int) -> None:
+    model = _model(scale, "relu", output_activation="tanh")
+    rgb = _rgb(13, 9, seed=scale)
+    out = FastUpscaler(model, pipeline=_OpenCVPipeline())(rgb)
+    assert _max_level_diff(out, _plain_opencv(model, rgb, scale)) <= 1
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (3, 2), (5, 1)])
+def test_pipeline_tiny_images(size: tuple[int, int]) -> None:
+    """Symmetric chroma padding of 1- and 2-pixel images is MATLAB's (imresize)."""
+    model = _model(2)
+    rgb = _rgb(*size, seed=3)
+    assert _max_level_diff(FastUpscaler(model)(rgb), _plain_bt601(model, rgb, 2)) <= 1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_pipeline_writes_into_out(precision: str) -> None:
+    model = _model(3)
+    rgb = _rgb(10, 12)
+    out = np.zeros((30, 36, 3), np.uint8)
+    res = FastUpscaler(model, precision=precision)(rgb, out)
+    assert res is out and out.any()
+
+
+def test_pipeline_int8_close() -> None:
+    model = _model(3)
+    rgb = _rgb(30, 28)
+    a = FastUpscaler(model)(rgb).astype(np.float64)
+    b = FastUpscaler(model, precision="int8")(rgb).astype(np.float64)
+    mse = ((a - b) ** 2).mean()
+    assert 10 * math.log10(255**2 / max(mse, 1e-12)) > 40.0
+
+
+def test_polyphase_taps_reproduce_matlab_and_torch_bicubic() -> None:
+    """An impulse through the taps equals imresize (a = -0.5) and F.interpolate (-0.75)."""
+    x = torch.zeros(1, 1, 1, 9, dtype=torch.float64)
+    x[..., 4] = 1.0
+    for scale in (2, 3, 4):
+        for a, ref in (
+            (-0.5, imresize(x, float(scale))),
+            (-0.75, F.interpolate(x, scale_factor=scale, mode="bicubic")),
+        ):
+            taps = polyphase_taps(scale, a)  # output s·x + i reads x - 2 .. x + 2
+            out = np.zeros(9 * scale)
+            for px in range(2, 7):  # away from the borders
+                for i in range(scale):
+                    out[px * scale + i] = taps[i, 4 - px + 2] if abs(4 - px) <= 2 else 0.0
+            got = ref[0, 0, 0].numpy()[2 * scale : 7 * scale]
+            assert np.allclose(out[2 * scale : 7 * scale], got, atol=1e-12)
+
+
+# -- validation -------------------------------------------------------------------------
+
+
+def test_rejects_bad_arguments() -> None:
+    model = _model(2)
+    with pytest.raises(ValueError, match="precision"):
+        optimize_for_inference(model, precision="fp16")
+    with pytest.raises(ValueError, match="CPU only"):
+        optimize_for_inference(model, device="meta", precision="int8")
+    with pytest.raises(ValueError, match="expected conv, activation"):
+        optimize_for_inference(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2)))
+    with pytest.raises(ValueError, match="tanh or all ReLU"):
+        optimize_for_inference(ESPCN(2, activation="prelu"))
+    with pytest.raises(ValueError, match="1 input channel"):
+        optimize_for_inference(ESPCN(2, channels=3))
+    fast = optimize_for_inference(model)
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        fast(torch.rand(1, 3, 4, 4))
+    up = FastUpscaler(fast)
+    with pytest.raises(ValueError, match="uint8"):
+        up(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        up(np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match="out must be"):
+        up(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="color"):
+
+        class Bad:
+            color = "xyz"
+            chroma = "bicubic-matlab"
+
+        FastUpscaler(fast, pipeline=Bad())
+
+
+@pytest.mark.data
+def test_opencv_weights_fp32_equal_and_int8_close(data_dir: Path) -> None:
+    from subpixel.interop.opencv import load_opencv
+
+    y = _smooth_image(40, 36)
+    for scale in (2, 3, 4):
+        model = load_opencv(data_dir / "models" / "opencv-espcn" / f"ESPCN_x{scale}.pb")
+        ref = _reference(model, y)
+        assert (optimize_for_inference(model)(y).double() - ref).abs().max().item() < 1e-5
+        int8 = optimize_for_inference(model, precision="int8")(y)
+        assert _psnr(int8.clamp(0, 1), ref.clamp(0, 1)) > 40.0
