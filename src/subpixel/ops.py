@@ -466,6 +466,10 @@ def pixel_shuffle(
 
     Returns:
         The same kind of array as ``x``, ``(*B, C, *(S·r))`` or ``(*B, *(S·r), C)``.
+        Like ``reshape``, the result may be a view of ``x`` when no data has to move
+        (factor 1, or ``order="wc"`` on channels-last 1-D data). A torch tensor stored the
+        other way round (a channels-first tensor in memory format ``channels_last`` or
+        ``channels_last_3d``) gives a result stored the same way, as in PyTorch.
 
     Raises:
         ValueError: channels not divisible by ``∏r``, bad order/factor, too few dims.
