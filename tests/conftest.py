@@ -15,7 +15,7 @@ import torch
 @pytest.fixture(autouse=True)
 def _seed() -> Iterator[None]:
     random.seed(0)
-    np.random.seed(0)
+    np.random.seed(0)  # noqa: NPY002 - seeds legacy global state some libraries use
     torch.manual_seed(0)
     yield
 
