@@ -264,3 +264,55 @@ def test_opencv_weights_fp32_equal_and_int8_close(data_dir: Path) -> None:
         assert (optimize_for_inference(model)(y).double() - ref).abs().max().item() < 1e-5
         int8 = optimize_for_inference(model, precision="int8")(y)
         assert _psnr(int8.clamp(0, 1), ref.clamp(0, 1)) > 40.0
+
+
+# -- wired into the upscaling tool -------------------------------------------------------
+
+
+def test_upscaler_uses_fast_path_and_equals_plain_engine() -> None:
+    from subpixel.upscale import Upscaler
+
+    model = _model(3)
+    rgb = _rgb(40, 50, seed=7)
+    up = Upscaler(model, tile=16)  # several tiles: seams must not show
+    assert up.engine.fast is not None
+    fast = up(rgb)
+    up.engine.fast = None  # the other helper's plain pipeline (color.py, imresize, model)
+    plain = up(rgb)
+    assert _max_level_diff(fast, plain) <= 1
+
+
+def test_upscaler_int8_and_unsupported_models() -> None:
+    from subpixel.upscale import Upscaler
+
+    model = _model(2)
+    rgb = _rgb(20, 20)
+    a, b = Upscaler(model)(rgb), Upscaler(model, precision="int8")(rgb)
+    assert Upscaler(model, precision="int8").engine.fast is not None
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean()
+    assert 10 * math.log10(255**2 / max(mse, 1e-12)) > 40.0
+    prelu = ESPCN(2, activation="prelu").eval()
+    assert Upscaler(prelu).engine.fast is None  # fp32: the plain path, same result
+    with pytest.raises(ValueError, match="int8"):
+        Upscaler(prelu, precision="int8")
+
+
+def test_cli_precision_option(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from subpixel.cli import main
+    from subpixel.serialization import save_weights
+
+    weights = tmp_path / "w.safetensors"
+    save_weights(weights, _model(2).state_dict(), model="espcn", config={"scale": 2})
+    src = tmp_path / "in.png"
+    Image.fromarray(_rgb(12, 10)).save(src)
+    outs = {}
+    for prec in ("fp32", "int8"):
+        dst = tmp_path / f"{prec}.png"
+        args = ["upscale", str(src), "-o", str(dst), "--weights", str(weights), "--no-progress"]
+        assert main([*args, "--precision", prec]) == 0
+        with Image.open(dst) as im:
+            outs[prec] = np.asarray(im)
+    assert outs["fp32"].shape == outs["int8"].shape == (24, 20, 3)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "x.png"), "--precision", "fp16"]) == 2

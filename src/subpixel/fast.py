@@ -64,6 +64,7 @@ __all__ = [
     "PRECISIONS",
     "FastESPCN",
     "FastUpscaler",
+    "fast_upscaler_for",
     "optimize_for_inference",
     "polyphase_taps",
     "tune_malloc",
@@ -81,8 +82,11 @@ _BAND_PIXELS = 6144
 
 
 class _PipelineLike(Protocol):
-    color: str
-    chroma: str
+    @property
+    def color(self) -> str: ...
+
+    @property
+    def chroma(self) -> str: ...
 
 
 # --------------------------------------------------------------------------------------
@@ -791,23 +795,32 @@ class FastUpscaler:
         self.scale = s = self.net.scale
         self.device = self.net.device
         s_mat, s0, m, m0 = _affine(color)
-        # pre: [Y, C1, C2] = (S/255) @ rgb8 + s0
-        self.pre_w = torch.from_numpy(s_mat / 255.0).float().to(self.device)
+        # pre: [Y, C1, C2] = S @ rgb + s0 (rgb in [0, 1]; S/255 for 8-bit input)
+        self.pre_w = torch.from_numpy(s_mat).float().to(self.device)
+        self.pre_w8 = torch.from_numpy(s_mat / 255.0).float().to(self.device)
         self.pre_b = torch.from_numpy(s0)[:, None].float().to(self.device)
-        # post, in 8-bit levels with +0.5 for rounding: columns (i, j, c) of an LR pixel.
+        # post: columns (i, j, c) of an LR pixel's s×s output block.
         a = -0.5 if chroma == "bicubic-matlab" else -0.75
         self.pad_mode = "symmetric" if chroma == "bicubic-matlab" else "replicate"
         taps = polyphase_taps(s, a)  # (s, 5)
         eye = np.eye(s * s).reshape(s, s, s * s)
-        wy = 255.0 * np.einsum("ijp,c->pijc", eye, m[:, 0]).reshape(s * s, 3 * s * s)
-        wc = 255.0 * np.einsum("qc,iy,jx->qyxijc", m[:, 1:].T, taps, taps)
+        wy = np.einsum("ijp,c->pijc", eye, m[:, 0]).reshape(s * s, 3 * s * s)
+        wc = np.einsum("qc,iy,jx->qyxijc", m[:, 1:].T, taps, taps).reshape(50, 3 * s * s)
         # the network gives Y = alpha·p + beta: clamp p to the preimage of [0, 1], fold the rest
         alpha, beta = self.net.y_alpha, self.net.y_beta
         self.p_range = (-beta / alpha, (1.0 - beta) / alpha)
-        self.post_wy = torch.from_numpy(alpha * wy).float().to(self.device)
-        self.post_wc = torch.from_numpy(wc.reshape(50, 3 * s * s)).float().to(self.device)
-        bias = 255.0 * np.tile(m0 + beta * m[:, 0], s * s) + 0.5
-        self.post_b = torch.from_numpy(bias)[None].float().to(self.device)
+        bias = np.tile(m0 + beta * m[:, 0], s * s)
+
+        def post(gain: float, offset: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            return (
+                torch.from_numpy(gain * alpha * wy).float().to(self.device),
+                torch.from_numpy(gain * wc).float().to(self.device),
+                torch.from_numpy(gain * bias + offset)[None].float().to(self.device),
+            )
+
+        # 8-bit output: levels, +0.5 so that truncation rounds half up; float: [0, 1]
+        self.post8 = post(255.0, 0.5)
+        self.post1 = post(1.0, 0.0)
         self._chunk = self.device.type == "cpu"
 
     def _pad_chroma(self, c: torch.Tensor) -> torch.Tensor:
@@ -833,7 +846,39 @@ class FastUpscaler:
         elif tuple(out.shape) != (h * s, w * s, 3) or out.dtype != torch.uint8:
             raise ValueError(f"out must be ({h * s}, {w * s}, 3) uint8, got {tuple(out.shape)}")
         x = rgb.to(self.device).reshape(h * w, 3).float()
-        ycc = torch.addmm(self.pre_b, self.pre_w, x.t())  # (3, h·w)
+        ycc = torch.addmm(self.pre_b, self.pre_w8, x.t())  # (3, h·w)
+        self._post(ycc, h, w, out, self.post8, 255.0)
+        return out
+
+    @torch.no_grad()
+    def block(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, h, w)`` float RGB in [0, 1] → ``(N, 3, s·h, s·w)`` float in [0, 1].
+
+        Not rounded (the caller quantises); the result is a channels-last tensor.
+        """
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected (N, 3, H, W) RGB, got shape {tuple(x.shape)}")
+        n, _, h, w = x.shape
+        s = self.scale
+        out = torch.empty(n, h * s, w * s, 3, device=self.device)
+        for i in range(n):
+            planes = x[i].to(self.device, torch.float32).reshape(3, h * w)
+            ycc = torch.addmm(self.pre_b, self.pre_w, planes)
+            self._post(ycc, h, w, out[i], self.post1, 1.0)
+        return out.permute(0, 3, 1, 2)
+
+    def _post(
+        self,
+        ycc: torch.Tensor,
+        h: int,
+        w: int,
+        out: torch.Tensor,
+        post: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        top: float,
+    ) -> None:
+        """Network on Y, then chroma, colour, shuffle and interleave into ``out`` (sH, sW, 3)."""
+        s = self.scale
+        wy, wc, bias = post
         phases = self.net.phases(ycc[0].view(h, w))  # (h·w, s²)
         chroma = self._pad_chroma(ycc[1:].view(2, h, w))
         bands = _bands(h, w) if self._chunk else [(0, h)]
@@ -846,12 +891,11 @@ class FastUpscaler:
             _im2col_band(chroma, r0, r1, 5, w, u)
             yb = phases[r0 * w : r1 * w].clamp_(*self.p_range)
             p = pbuf[:n]
-            torch.addmm(self.post_b, yb, self.post_wy, out=p)
-            p.addmm_(u.t(), self.post_wc)
-            p.clamp_(0.0, 255.0)
+            torch.addmm(bias, yb, wy, out=p)
+            p.addmm_(u.t(), wc)
+            p.clamp_(0.0, top)
             dst = out[r0 * s : r1 * s].view(r1 - r0, s, w, 3 * s)
             dst.copy_(p.view(r1 - r0, w, s, 3 * s).permute(0, 2, 1, 3))
-        return out
 
     def __call__(self, rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``(h, w, 3)`` uint8 array → ``(s·h, s·w, 3)`` uint8 array (written into ``out``)."""
@@ -869,3 +913,36 @@ class FastUpscaler:
             out[...] = res.cpu().numpy()
             return out
         return res.cpu().numpy()
+
+
+def fast_upscaler_for(
+    model: nn.Module,
+    pipeline: _PipelineLike | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+) -> FastUpscaler | None:
+    """The :class:`FastUpscaler` for ``model``, or ``None`` if it is not ESPCN-like.
+
+    For the upscaling tool: fp32 falls back (``None``) to the plain path, which computes the
+    same thing more slowly; ``"int8"`` on a model it cannot run raises instead.
+
+    Raises:
+        ValueError: unknown precision, or int8 for a model or device it cannot run.
+
+    Example:
+        >>> from subpixel.models.espcn import ESPCN
+        >>> fast_upscaler_for(ESPCN(2)).net.backend in ("cpu-nnpack-winograd", "cpu-onednn")
+        True
+        >>> fast_upscaler_for(ESPCN(2, channels=3)) is None
+        True
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    try:
+        _parse(model)
+    except ValueError as exc:
+        if precision == "int8":
+            raise ValueError(f"precision='int8' is not available for this model: {exc}") from None
+        return None
+    return FastUpscaler(model, pipeline=pipeline, device=device, precision=precision)

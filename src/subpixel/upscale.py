@@ -140,6 +140,8 @@ class Upscaler:
         tile: tile size in input pixels (``0``: whole images at once).
         max_pixels: refuse input files with more pixels (default: Pillow's 89.5 MP limit;
             ``0``: no limit).
+        precision: ``"fp32"`` (default) or ``"int8"`` (CPU; faster, approximate): the
+            :mod:`subpixel.fast` kernels used for ESPCN-like models.
 
     Example:
         >>> import torch
@@ -158,11 +160,14 @@ class Upscaler:
         device: str | torch.device | None = None,
         tile: int = DEFAULT_TILE,
         max_pixels: int | None = None,
+        precision: str = "fp32",
     ) -> None:
         model, file_pipeline = load_upscaling_model(weights, scale)
         if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device={device!r}: no CUDA device is available")
-        self.engine = Engine(model, pipeline=pipeline or file_pipeline, device=device, tile=tile)
+        self.engine = Engine(
+            model, pipeline=pipeline or file_pipeline, device=device, tile=tile, precision=precision
+        )
         self.max_pixels = max_pixels
         self.model_name = type(model).__name__
 

@@ -68,6 +68,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="fp32 (default; exact) or int8 (CPU only: faster, approximate)",
+    )
+    p.add_argument(
         "--compare",
         action="store_true",
         help="also write OUT.compare.png: input | bicubic | model [| original]",
@@ -116,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         tile=args.tile,
         max_pixels=args.max_pixels,
+        precision=args.precision,
     )
     progress = False if args.no_progress else None
     debug = bool(getattr(args, "debug", False))
