@@ -500,3 +500,18 @@ def test_banded_matlab_bicubic_equals_imresize(scale: int, shape: tuple[int, ...
 
     x = torch.rand(*shape, dtype=torch.float64)
     assert torch.allclose(_matlab_upscale(x, scale), imresize(x, float(scale)), atol=1e-12)
+
+
+def test_rgb_model_runs_on_rgb_directly() -> None:
+    torch.manual_seed(0)
+    m = get_model("espcn", scale=2, channels=3)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.08)
+        m.upsample.bias.fill_(0.5)
+    img = np.random.default_rng(0).random((9, 11, 3)).astype(np.float32)
+    with torch.no_grad():
+        ref = m(torch.from_numpy(img).permute(2, 0, 1)[None]).clamp(0, 1)[0].permute(1, 2, 0)
+    assert np.allclose(upscale(img, weights=m), ref.numpy(), atol=1e-6)
+    grey = upscale(img[..., 0], weights=m)  # replicated to RGB, luma of the result
+    assert grey.shape == (18, 22)

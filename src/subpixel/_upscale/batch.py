@@ -52,18 +52,21 @@ class Summary:
     """Counts of a run."""
 
     done: int = 0
+    images: int = 0
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        """``done N, skipped N, failed N in T s (R images/s)``."""
-        rate = self.done / self.seconds if self.seconds > 0 else 0.0
-        return (
+        """``done N, skipped N, failed N in T s (R images/s)`` (the rate counts images)."""
+        text = (
             f"done {self.done}, skipped {self.skipped}, failed {self.failed} "
-            f"in {self.seconds:.1f} s ({rate:.2f} images/s)"
+            f"in {self.seconds:.1f} s"
         )
+        if self.images and self.seconds > 0:
+            text += f" ({self.images / self.seconds:.2f} images/s)"
+        return text
 
 
 def kind_of(path: Path) -> str | None:
@@ -288,6 +291,7 @@ def run_jobs(
                     fut = pending.pop(i, None)
                     decoded = fut.result() if fut is not None else None
                     image_fn(job, decoded, wrap)
+                    summary.images += 1
                 summary.done += 1
             except KeyboardInterrupt:
                 raise
