@@ -65,7 +65,7 @@ class Summary:
             f"in {self.seconds:.1f} s"
         )
         if self.images and self.seconds > 0:
-            text += f" ({self.images / self.seconds:.2f} images/s)"
+            text += f" ({self.images / self.seconds:.3g} images/s)"
         return text
 
 
