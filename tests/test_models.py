@@ -133,3 +133,26 @@ def test_truncated_safetensors(tmp_path: Path) -> None:
 def test_missing_weights_file(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="no such weights file"):
         get_model("espcn", weights=tmp_path / "nope.safetensors")
+
+
+def test_valid_file_whose_header_length_starts_with_0x80_loads(tmp_path: Path) -> None:
+    """A pickle starts with 0x80; a safetensors header length may too, and must still load."""
+    path = tmp_path / "w.safetensors"
+    for pad in range(0, 2048, 1):
+        save_weights(path, {"w": torch.ones(2)}, model="espcn", extra={"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("could not build the test file")
+    tensors, meta = load_weights(path)
+    assert torch.equal(tensors["w"], torch.ones(2)) and meta.model == "espcn"
+
+
+def test_weights_files_get_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "w.safetensors"
+    save_weights(path, {"w": torch.ones(2)})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -34,6 +34,15 @@ __all__ = ["WeightsError", "WeightsMeta", "atomic_write_bytes", "load_weights", 
 _MAX_HEADER = 100 * 1024 * 1024
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once: os.umask is process-wide and not thread-safe
+
+
 class WeightsError(ValueError):
     """A weights file that cannot be used: not safetensors, corrupt, or for another model."""
 
@@ -73,21 +82,22 @@ def sniff_weights(path: str | os.PathLike[str]) -> None:
         head = fh.read(8)
         if len(head) < 8:
             raise WeightsError(f"{p}: empty or truncated weights file ({size} bytes)")
+        (n,) = struct.unpack("<Q", head)
+        header = fh.read(n) if 0 < n <= min(_MAX_HEADER, size - 8) else b""
+    parsed: object = None
+    if header:
+        try:
+            parsed = json.loads(header)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            parsed = None
+    if not isinstance(parsed, dict):
+        # Not safetensors: name the usual suspects without interpreting them.
         if head[:1] == b"\x80" or zipfile.is_zipfile(p):
             raise WeightsError(
                 f"{p}: is a pickle/torch.save file; subpixel loads only .safetensors weights "
                 "and never unpickles (convert it yourself if you trust its source)"
             )
-        (n,) = struct.unpack("<Q", head)
-        if n == 0 or n > _MAX_HEADER or 8 + n > size:
-            raise WeightsError(f"{p}: not a valid .safetensors file (bad header length)")
-        header = fh.read(n)
-    try:
-        parsed = json.loads(header)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{p}: not a valid .safetensors file (unreadable header)") from exc
-    if not isinstance(parsed, dict):
-        raise WeightsError(f"{p}: not a valid .safetensors file (header is not an object)")
+        raise WeightsError(f"{p}: not a valid .safetensors file (unreadable header)")
     end = 0
     for key, info in parsed.items():
         if key == "__metadata__":
@@ -127,6 +137,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
     p = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
