@@ -708,7 +708,7 @@ class _Torch(FastESPCN):
             leaves.pop()
         self.body = leaves[:-1]
         self.out_act = net.out_act
-        self.perm = _shuffle_permutation(leaves[-1], net.scale)
+        self.perm = _shuffle_permutation(leaves[-1], net.scale).to(device)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
@@ -893,7 +893,18 @@ class FastUpscaler:
         taps = polyphase_taps(s, a)  # (s, 5)
         eye = np.eye(s * s).reshape(s, s, s * s)
         wy = np.einsum("ijp,c->pijc", eye, m[:, 0]).reshape(s * s, 3 * s * s)
-        wc = np.einsum("qc,iy,jx->qyxijc", m[:, 1:].T, taps, taps).reshape(50, 3 * s * s)
+        # chroma: separable polyphase bicubic as two grouped convolutions (horizontal taps
+        # per plane → phase j, vertical taps per (plane, j) → phase i), channels last, so
+        # an LR pixel's 2·s² chroma values (q, j, i) sit together; a 2s²×3s² matrix mixes
+        # them into the output colours.
+        wh = np.tile(taps, (2, 1)).reshape(2 * s, 1, 1, 5)
+        wv = np.tile(taps, (2 * s, 1)).reshape(2 * s * s, 1, 5, 1)
+        self.chroma_w = (
+            torch.from_numpy(wh).float().to(self.device),
+            torch.from_numpy(wv).float().to(self.device),
+        )
+        eye_s = np.eye(s)
+        wc = np.einsum("cq,jb,ia->qjaibc", m[:, 1:], eye_s, eye_s).reshape(2 * s * s, 3 * s * s)
         # the network gives Y = alpha·p + beta: clamp p to the preimage of [0, 1], fold the rest
         alpha, beta = self.net.y_alpha, self.net.y_beta
         self.p_range = (-beta / alpha, (1.0 - beta) / alpha)
@@ -968,19 +979,20 @@ class FastUpscaler:
         s = self.scale
         wy, wc, bias = post
         phases = self.net.phases(ycc[0].view(h, w))  # (h·w, s²)
-        chroma = self._pad_chroma(ycc[1:].view(2, h, w))
+        padded = self._pad_chroma(ycc[1:].view(2, h, w))[None]
+        wh, wv = self.chroma_w
+        cx = F.conv2d(padded.contiguous(memory_format=torch.channels_last), wh, groups=2)
+        cxy = F.conv2d(cx, wv, groups=2 * s)  # (1, 2s², h, w), channels last
+        chroma = cxy.permute(0, 2, 3, 1).reshape(h * w, 2 * s * s)
         bands = _bands(h, w) if self._chunk else [(0, h)]
         n0 = (bands[0][1] - bands[0][0]) * w
-        col = torch.empty(50, n0, device=self.device)
         pbuf = torch.empty(n0, 3 * s * s, device=self.device)
         for r0, r1 in bands:
             n = (r1 - r0) * w
-            u = col[:, :n]
-            _im2col_band(chroma, r0, r1, 5, w, u)
             yb = phases[r0 * w : r1 * w].clamp_(*self.p_range)
             p = pbuf[:n]
             torch.addmm(bias, yb, wy, out=p)
-            p.addmm_(u.t(), wc)
+            p.addmm_(chroma[r0 * w : r1 * w], wc)
             p.clamp_(0.0, top)
             dst = out[r0 * s : r1 * s].view(r1 - r0, s, w, 3 * s)
             dst.copy_(p.view(r1 - r0, w, s, 3 * s).permute(0, 2, 1, 3))
