@@ -156,3 +156,17 @@ def test_weights_files_get_normal_permissions(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_bicubic_residual_adds_pytorch_bicubic_upscaling() -> None:
+    plain = get_model("espcn", scale=3, activation="relu")
+    residual = get_model("espcn", scale=3, activation="relu", residual="bicubic")
+    residual.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 1, 7, 9)
+    expected = plain(x) + torch.nn.functional.interpolate(
+        x, scale_factor=3, mode="bicubic", align_corners=False
+    )
+    torch.testing.assert_close(residual(x), expected)
+    assert sum(p.numel() for p in residual.parameters()) == espcn_params(3)
+    with pytest.raises(ValueError, match="residual"):
+        get_model("espcn", residual="nearest")

@@ -38,7 +38,7 @@ def config(tmp_path: Path, **kw: object) -> TrainConfig:
         "out": str(tmp_path / "run"),
         "steps": 40,
         "batch_size": 8,
-        "patch": 8,
+        "patch": 12,
         "warmup_steps": 5,
         "checkpoint_every": 5,
         "keep_checkpoints": 100,

@@ -146,6 +146,10 @@ def _parse(model: nn.Module) -> _Net:
         ValueError: if the model is not convolutions with one activation type between
             them (tanh or ReLU), one input channel, and a final shuffle to one channel.
     """
+    if getattr(model, "residual", None) is not None:
+        raise ValueError(
+            f"{type(model).__name__}: residual={model.residual!r} is not in the fast path yet"
+        )
     leaves = [m for m in model.modules() if not list(m.children())]
     out_act: str | None = None
     if leaves and type(leaves[-1]) in _OUT_ACT_NAMES:  # an output activation after the shuffle

@@ -44,6 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam, cosine)")
     p.add_argument("--loss", choices=("mse", "l1"), default="mse", help="loss (default mse)")
     p.add_argument("--activation", default=None, help="model activation (espcn: tanh, relu...)")
+    p.add_argument(
+        "--residual",
+        choices=("bicubic",),
+        default=None,
+        help="espcn: add bicubic upscaling of the input to the output (learn the detail only)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -113,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CliError("--device cuda: no CUDA device is available")
     options = {"activation": args.activation} if args.activation else {}
+    if args.residual:
+        options["residual"] = args.residual
     argv = getattr(args, "_argv", None) or sys.argv[1:]
     cfg = TrainConfig(
         data=tuple(args.data),

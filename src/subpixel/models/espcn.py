@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from subpixel.layers import PixelShuffle
 
@@ -35,6 +36,9 @@ class ESPCN(nn.Module):
         order: the shuffle's channel order (see :mod:`subpixel.ops`).
         output_activation: ``None`` (the paper: none) or an activation name applied after
             the shuffle (OpenCV's ``dnn_superres`` ESPCN graphs end in ``"tanh"``).
+        residual: ``None`` (the paper) or ``"bicubic"``: add the bicubic upscaling of the
+            input (PyTorch ``interpolate``, a = -0.75) to the output, so the convolutions
+            learn only the missing detail. Same parameter count; trains much faster.
 
     Example:
         >>> import torch
@@ -52,6 +56,7 @@ class ESPCN(nn.Module):
         activation: str = "tanh",
         order: str = "chw",
         output_activation: str | None = None,
+        residual: str | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(scale, int) or scale < 1:
@@ -69,10 +74,13 @@ class ESPCN(nn.Module):
                 f"unknown output_activation {output_activation!r}; choose from "
                 f"{sorted(_ACTIVATIONS)} or None"
             )
+        if residual not in (None, "bicubic"):
+            raise ValueError(f"residual must be None or 'bicubic', got {residual!r}")
         if any(k % 2 == 0 for k in kernels):
             raise ValueError(f"kernel sizes must be odd for 'same' padding, got {tuple(kernels)}")
         self.scale = scale
         self.channels = channels
+        self.residual = residual
         widths = [channels, *features]
         layers: list[nn.Module] = []
         for c_in, c_out, k in zip(widths[:-1], widths[1:], kernels[:-1], strict=True):
@@ -98,4 +106,8 @@ class ESPCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.output(self.shuffle(self.upsample(self.features(x))))
+        if self.residual == "bicubic":
+            out = out + F.interpolate(
+                x, scale_factor=self.scale, mode="bicubic", align_corners=False
+            )
         return out
