@@ -29,10 +29,17 @@ Run:
 
 from __future__ import annotations
 
+import os
+
+# OpenMP threads that finish early spin-wait by default; on a CPU shared with other jobs that
+# burns the cores the other thread (or NNPACK's own pool) needs, and frames take up to 20×
+# longer. PASSIVE makes them sleep. libgomp reads this when torch loads, hence before the
+# imports; set OMP_WAIT_POLICY yourself to override (it is recorded with the results).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import datetime
 import json
-import os
 import platform
 import statistics
 import time
@@ -348,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "rounds": args.rounds,
         "loadavg_at_start": os.getloadavg(),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        "nnpack": bool(torch._nnpack_available()),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     try:
         import cv2
