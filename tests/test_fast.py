@@ -68,6 +68,21 @@ def test_fp32_any_order_and_output_activation(order: str, output_activation: str
     assert diff.abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fp32_and_int8_bicubic_residual(scale: int, activation: str) -> None:
+    """``residual="bicubic"`` adds F.interpolate's bicubic upscaling of the input."""
+    model = _model(scale, activation, residual="bicubic")
+    y = _smooth_image(13, 17, seed=scale)
+    ref = _reference(model, y)
+    assert (optimize_for_inference(model)(y).double() - ref).abs().max().item() < 1e-5
+    int8 = optimize_for_inference(model, precision="int8")(y)
+    assert _psnr(int8.clamp(0, 1), ref.clamp(0, 1)) > 40.0
+    rgb = _rgb(11, 14, seed=scale)
+    out = FastUpscaler(model)(rgb)
+    assert _max_level_diff(out, _plain_bt601(model, rgb, scale)) <= 1
+
+
 @pytest.mark.parametrize("size", [(1, 1), (1, 5), (2, 2), (3, 1), (2, 40)])
 def test_fp32_tiny_images_border_correction(size: tuple[int, int]) -> None:
     """tanh → sigmoid folding needs an exact correction where the border is within reach."""

@@ -115,6 +115,7 @@ class _Net:
     activation: str  # between convolutions: "tanh" | "relu"
     out_act: str | None  # after the shuffle: None | "tanh" | "relu" | "sigmoid"
     scale: int
+    residual: str | None = None  # None | "bicubic": + F.interpolate(x, bicubic) at the end
 
 
 _ACT_NAMES: dict[type[nn.Module], str] = {nn.Tanh: "tanh", nn.ReLU: "relu"}
@@ -146,10 +147,9 @@ def _parse(model: nn.Module) -> _Net:
         ValueError: if the model is not convolutions with one activation type between
             them (tanh or ReLU), one input channel, and a final shuffle to one channel.
     """
-    if getattr(model, "residual", None) is not None:
-        raise ValueError(
-            f"{type(model).__name__}: residual={model.residual!r} is not in the fast path yet"
-        )
+    residual = getattr(model, "residual", None)
+    if residual not in (None, "bicubic"):
+        raise ValueError(f"{type(model).__name__}: residual={residual!r} is not supported")
     leaves = [m for m in model.modules() if not list(m.children())]
     out_act: str | None = None
     if leaves and type(leaves[-1]) in _OUT_ACT_NAMES:  # an output activation after the shuffle
@@ -212,7 +212,7 @@ def _parse(model: nn.Module) -> _Net:
     perm = _shuffle_permutation(shuffle, scale)
     last = layers[-1]
     layers[-1] = _Layer(last.weight[perm], last.bias[perm])
-    return _Net(tuple(layers), activation, out_act, scale)
+    return _Net(tuple(layers), activation, out_act, scale, residual)
 
 
 # --------------------------------------------------------------------------------------
@@ -344,12 +344,47 @@ class FastESPCN:
     y_alpha: float = 1.0
     y_beta: float = 0.0
 
+    residual: str | None = None
+    _res_w: tuple[torch.Tensor, torch.Tensor] | None = None
+    _raw_ab: tuple[float, float] = (1.0, 0.0)
+
+    def _raw_phases(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _setup_residual(self, net: _Net) -> None:
+        """For ``residual="bicubic"``: the bicubic phases are added to the output phases."""
+        self.residual = net.residual
+        if net.residual is None:
+            return
+        s = net.scale
+        self._raw_ab = (self.y_alpha, self.y_beta)  # applied before adding the residual
+        self.y_alpha, self.y_beta = 1.0, 0.0
+        taps = polyphase_taps(s, -0.75)  # F.interpolate's bicubic, replicated borders
+        self._res_w = (
+            torch.from_numpy(taps.reshape(s, 1, 1, 5)).float().to(self.device),
+            torch.from_numpy(np.tile(taps, (s, 1)).reshape(s * s, 1, 5, 1)).float().to(self.device),
+        )
+
     def phases(self, y: torch.Tensor) -> torch.Tensor:
         """The sub-pixel phases ``(h·w, s²)`` (column ``i·s + j``) of one ``(h, w)`` Y image.
 
         The result may be a transposed view; it is a new buffer the caller may modify.
         """
-        raise NotImplementedError
+        p = self._raw_phases(y)
+        if self._res_w is None:
+            return p
+        h, w = y.shape
+        s = self.scale
+        a, b = self._raw_ab
+        if a != 1.0 or b != 0.0:
+            p.mul_(a).add_(b)
+        padded = F.pad(y.float()[None, None], (2, 2, 2, 2), mode="replicate")
+        wh, wv = self._res_w
+        rx = F.conv2d(padded.contiguous(memory_format=torch.channels_last), wh)
+        rxy = F.conv2d(rx, wv, groups=s)  # (1, s·s, h, w) channels last, channels (j, i)
+        res = rxy.permute(0, 2, 3, 1).reshape(h * w, s, s).transpose(1, 2)
+        p.unflatten(1, (s, s)).add_(res)
+        return p
 
     @torch.no_grad()
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
@@ -415,6 +450,7 @@ class _CpuFp32(FastESPCN):
                 ((g_out * wt).float().contiguous(), (g_out * b).float().contiguous(), layer.k, fix)
             )
         self.single_layer = not rest
+        self._setup_residual(net)
 
     def _activate(self, z: torch.Tensor) -> None:
         if self.act == "tanh":
@@ -449,7 +485,7 @@ class _CpuFp32(FastESPCN):
         xc = x.contiguous(memory_format=torch.channels_last)
         return F.conv2d(xc, wt, b, padding=pad).contiguous()
 
-    def phases(self, y: torch.Tensor) -> torch.Tensor:
+    def _raw_phases(self, y: torch.Tensor) -> torch.Tensor:
         h, w = y.shape
         x = self._first(y.float()).view(1, -1, h, w)
         for idx, (wt, b, k, fix) in enumerate(self.convs):
@@ -616,6 +652,7 @@ class _CpuInt8(FastESPCN):
             )
             bias = (g * layer.bias + off).float().contiguous()
             self.convs.append((packed, (g * ws).float(), bias, k, co))
+        self._setup_residual(net)
 
     def _quantize(self, z: torch.Tensor, q: torch.Tensor) -> None:
         """Activation and 8-bit code of a band ``z`` ``(n, c)`` (clobbered) into ``q``."""
@@ -660,7 +697,7 @@ class _CpuInt8(FastESPCN):
             None if codes else torch.float32, "relu" if codes else "none", [], "",
         )  # fmt: skip
 
-    def phases(self, y: torch.Tensor) -> torch.Tensor:
+    def _raw_phases(self, y: torch.Tensor) -> torch.Tensor:
         h, w = y.shape
         if self.first_q is not None:  # ReLU: all in int8, codes straight from oneDNN
             y8 = torch.floor(y.float() * 255.0 + 0.5).clamp_(0, 255).to(torch.uint8)
@@ -715,8 +752,9 @@ class _Torch(FastESPCN):
         self.perm = _shuffle_permutation(leaves[-1], net.scale).to(device)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        self._setup_residual(net)
 
-    def phases(self, y: torch.Tensor) -> torch.Tensor:
+    def _raw_phases(self, y: torch.Tensor) -> torch.Tensor:
         h, w = y.shape
         x = y.to(self.device, self.dtype)[None, None].contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
