@@ -209,7 +209,10 @@ def bench_cuda(scales: list[int], rounds: int, warmup: int) -> list[dict]:
                         if fmt == torch.channels_last:
                             comp = torch.compile(net, mode="max-autotune-no-cudagraphs")
                             variants["compile"] = lambda comp=comp, x=x: comp(x)
-                            variants["cuda graph"] = _graphed(net, x)
+                            try:
+                                variants["cuda graph"] = _graphed(net, x)
+                            except RuntimeError as exc:
+                                print(f"cuda ×{s} CUDA graph {dtype} skipped: {exc}")
                         for name, fn in variants.items():
                             try:
                                 with torch.no_grad():
