@@ -14,6 +14,7 @@ Usage:
     python benchmarks/run_applications.py                        # the documented grid
     python benchmarks/run_applications.py --seeds 0 --ae-limit 5000 --gan-limit 2000
     python benchmarks/run_applications.py --collect-only --docs docs/applications
+    python benchmarks/run_applications.py --timing               # step times, interleaved
 """
 
 from __future__ import annotations
@@ -93,6 +94,44 @@ def _copy_to_docs(results: list[dict[str, Any]], out: Path, docs: Path) -> None:
                 shutil.copyfile(png, docs / f"{run}-{png.name}")
 
 
+def timing(repeats: int = 30) -> str:
+    """Markdown table: one training step of each model variant, interleaved, single-threaded.
+
+    The variants take turns, so load from other processes hits them alike; the minimum over
+    ``repeats`` is the least disturbed measurement and the median shows the spread.
+    """
+    import statistics
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from subpixel.models import get_model
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    cases: dict[str, Any] = {}
+    for kind in VARIANTS:
+        ae = get_model("autoencoder", decoder=kind)
+        x = torch.rand(128, 1, 28, 28)
+        cases[f"autoencoder {kind} (batch 128)"] = (ae, x, lambda m, x: F.mse_loss(m(x), x))
+        gen = get_model("dcgan", upsampler=kind)
+        z = torch.randn(64, 100)
+        cases[f"dcgan generator {kind} (batch 64)"] = (gen, z, lambda m, z: m(z).square().mean())
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, (model, inp, loss_fn) in cases.items():
+            start = time.perf_counter()
+            loss = loss_fn(model, inp)
+            model.zero_grad(set_to_none=True)
+            loss.backward()
+            times[name].append(time.perf_counter() - start)
+    lines = ["| model (forward + backward, 1 thread) | min ms | median ms |", "|---|---|---|"]
+    for name, ts in times.items():
+        lines.append(f"| {name} | {1e3 * min(ts):.1f} | {1e3 * statistics.median(ts):.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", default="build/applications", help="folder of run folders")
@@ -100,10 +139,14 @@ def main() -> int:
     p.add_argument("--ae-epochs", type=int, default=3)
     p.add_argument("--ae-limit", type=int, default=None, help="autoencoder training images")
     p.add_argument("--gan-epochs", type=int, default=3)
-    p.add_argument("--gan-limit", type=int, default=15000, help="DCGAN training images")
+    p.add_argument("--gan-limit", type=int, default=10000, help="DCGAN training images")
     p.add_argument("--docs", metavar="DIR", help="copy JSON and seed-0 PNGs here")
     p.add_argument("--collect-only", action="store_true", help="only print the tables")
+    p.add_argument("--timing", action="store_true", help="only time one step of each variant")
     args = p.parse_args()
+    if args.timing:
+        print(timing())
+        return 0
 
     out = Path(args.out)
     if not args.collect_only:

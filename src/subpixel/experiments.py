@@ -562,7 +562,7 @@ def summary_table(results: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> 
         >>> print(summary_table(rows, ["x"]))
         | run | seeds | x |
         |---|---|---|
-        | a | 2 | 2 ± 1.414 |
+        | a | 2 | 2 ± 1.4 |
     """
     label_keys = ("experiment", "dataset", "decoder", "upsampler")
     groups: dict[str, list[Mapping[str, Any]]] = {}
@@ -585,8 +585,11 @@ def summary_table(results: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> 
 def _mean_std(values: Sequence[float]) -> str:
     if not values:
         return "–"
+    if all(v == values[0] for v in values):
+        v = values[0]
+        return f"{int(v):,}" if v == int(v) and abs(v) >= 1 else f"{v:.4g}"
     mean = sum(values) / len(values)
     if len(values) == 1:
         return f"{mean:.4g}"
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.4g} ± {std:.4g}"
+    return f"{mean:.4g} ± {std:.2g}"

@@ -9,7 +9,7 @@ reproducible. The checkerboard score is defined in docs/applications.md.
 examples:
   subpixel experiment autoencoder --dataset mnist --decoder subpixel --epochs 3 --seed 0
   subpixel experiment autoencoder --dataset fashion-mnist --decoder transposed --limit 20000
-  subpixel experiment dcgan --dataset fashion-mnist --upsampler subpixel --epochs 3 --limit 15000
+  subpixel experiment dcgan --dataset fashion-mnist --upsampler subpixel --epochs 3 --limit 10000
   python benchmarks/run_applications.py      # the whole grid, several seeds, and the tables
 """
 
