@@ -197,6 +197,33 @@ def test_subpixel_upsample_equals_transposed_with_mapped_weights(bias: bool) -> 
     torch.testing.assert_close(sp(x), tr(x), rtol=1e-12, atol=1e-12)
 
 
+def test_twins_from_corresponding_weights_train_alike() -> None:
+    """Adam on the rearranged weights follows the same trajectory (docs/applications.md)."""
+    sp = SubPixelUpsample(4, 2, 3, 2).double()
+    tr = make_upsampler("transposed", 4, 2).double()
+    ws = sp.conv.conv.weight.detach()
+    with torch.no_grad():
+        for i in range(2):
+            for j in range(2):
+                for a in range(3):
+                    for b in range(3):
+                        tr.weight[:, :, i + 4 - 2 * a, j + 4 - 2 * b] = ws[
+                            2 * i + j :: 4, :, a, b
+                        ].T
+        assert sp.bias is not None
+        tr.bias.copy_(sp.bias)
+    x = torch.randn(8, 4, 5, 5, dtype=torch.float64)
+    target = torch.randn(8, 2, 10, 10, dtype=torch.float64)
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in (sp, tr)]
+    for _ in range(5):
+        for model, opt in zip((sp, tr), opts, strict=True):
+            loss = F.mse_loss(model(x), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    torch.testing.assert_close(sp(x), tr(x), rtol=1e-9, atol=1e-9)
+
+
 # --- checkerboard at initialisation ------------------------------------------------------
 
 
