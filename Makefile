@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 EXTRAS ?= test
 export SUBPIXEL_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup test check format demo bench clean
+.PHONY: setup test check format demo bench fuzz clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/bench_ops.py
+
+# Fuzz image decoding + upscaling and the command line (tests/test_fuzz.py) with fresh
+# randomness for FUZZ_SECONDS seconds in all (default 120); `make test` runs a fixed seed.
+FUZZ_SECONDS ?= 120
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -s -p no:cacheprovider \
+		-W ignore::UserWarning tests/test_fuzz.py -k fuzz_
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

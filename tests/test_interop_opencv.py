@@ -297,20 +297,32 @@ def test_cli_import_eval_and_errors(
     assert "bad.pb" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize(("folder", "name", "scale", "algorithm"), FILES, ids=IDS)
 def test_upscale_command_matches_opencv(
-    data_dir: Path, tmp_path: Path, natural: np.ndarray
+    data_dir: Path,
+    tmp_path: Path,
+    natural: np.ndarray,
+    folder: str,
+    name: str,
+    scale: int,
+    algorithm: str,
 ) -> None:
-    """`subpixel upscale` with an imported file reproduces cv2.dnn_superres within 1 level."""
-    pipeline_mod = pytest.importorskip("subpixel._upscale.pipeline")
-    try:
-        pipeline_mod.Pipeline(**PIPELINE)
-    except (TypeError, ValueError) as exc:
-        pytest.skip(f"the upscale pipeline does not support {PIPELINE} yet ({exc})")
-    pb = data_dir / "models" / "opencv-espcn" / "ESPCN_x2.pb"
-    weights = tmp_path / "espcn.safetensors"
-    import_opencv(pb).save(weights)
-    src, dst = tmp_path / "in.png", tmp_path / "out.png"
-    cv2.imwrite(str(src), natural)
-    assert main(["upscale", str(src), "-o", str(dst), "--weights", str(weights)]) == 0
-    ref = _superres(pb, "espcn", 2).upsample(natural)
-    assert np.abs(cv2.imread(str(dst)).astype(int) - ref).max() <= 1
+    """`subpixel upscale` with an imported file reproduces cv2.dnn_superres within 1 level,
+    whole (the image is smaller than a tile) and in 16-pixel tiles (overlapped chroma)."""
+    pb = _pb(data_dir, folder, name, scale)
+    weights = tmp_path / "model.safetensors"
+    assert main(["import-opencv", str(pb), "-o", str(weights)]) == 0
+    grey = np.ascontiguousarray(natural[5:40, 7:50, 1])
+    sr = _superres(pb, algorithm, scale)
+    for image, stem in ((natural, "colour"), (grey, "grey")):
+        src = tmp_path / f"{stem}.png"
+        cv2.imwrite(str(src), image)
+        ref = sr.upsample(image).astype(int)
+        for tile in ("0", "16"):
+            dst = tmp_path / f"{stem}_{tile}.png"
+            argv = ["upscale", str(src), "-o", str(dst), "--weights", str(weights)]
+            assert main([*argv, "--tile", tile, "--no-progress"]) == 0
+            out = cv2.imread(str(dst), cv2.IMREAD_UNCHANGED).astype(int)
+            diff = np.abs(out - ref)
+            assert out.shape == ref.shape and diff.max() <= 1, f"{stem}, tile {tile}"
+            assert (diff > 0).mean() < 1e-3

@@ -134,9 +134,16 @@ def load_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
+    """Write ``data`` to ``path`` through a temporary file, fsync and rename.
+
+    On failure (disk full, quota...) the temporary file is removed, an existing ``path`` is
+    left as it was, and the ``OSError`` names ``path`` (same ``errno``).
+    """
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise _write_error(p, exc) from None
     os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -144,9 +151,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(p, exc) from None
         raise
+
+
+def _write_error(path: Path, exc: OSError) -> OSError:
+    """``OSError("<path>: cannot write (<reason>)")`` with ``exc``'s errno."""
+    err = OSError(f"{path}: cannot write ({exc.strerror or exc})")
+    err.errno = exc.errno
+    return err
 
 
 def save_weights(

@@ -129,6 +129,24 @@ def load_upscaling_model(
     return model, read_pipeline(path)
 
 
+def _check_device(device: str | torch.device) -> None:
+    """Refuse a device that is unknown, unavailable here, or holds no data (``meta``).
+
+    Raises:
+        ValueError: naming the device and why.
+    """
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: no CUDA device is available")
+    try:
+        dev = torch.device(device)
+        torch.empty(1, device=dev)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"device={str(device)!r} cannot be used here ({reason})") from None
+    if dev.type == "meta":
+        raise ValueError("device='meta' holds no data; use 'cpu' or 'cuda'")
+
+
 class Upscaler:
     """A loaded model that upscales images, arrays, tensors and files.
 
@@ -136,7 +154,8 @@ class Upscaler:
         weights: see :func:`load_upscaling_model`.
         scale: see :func:`load_upscaling_model`.
         pipeline: override the processing (default: from the weights file, else the paper's).
-        device: ``"cpu"``, ``"cuda"``...; default: the model's device (CPU for files).
+        device: ``"cpu"``, ``"cuda"``...; default: the model's device (CPU for files). A device
+            that is unknown or unavailable here raises ``ValueError``.
         tile: tile size in input pixels (``0``: whole images at once).
         max_pixels: refuse input files with more pixels (default: Pillow's 89.5 MP limit;
             ``0``: no limit).
@@ -163,8 +182,8 @@ class Upscaler:
         precision: str = "fp32",
     ) -> None:
         model, file_pipeline = load_upscaling_model(weights, scale)
-        if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r}: no CUDA device is available")
+        if device is not None:
+            _check_device(device)
         self.engine = Engine(
             model, pipeline=pipeline or file_pipeline, device=device, tile=tile, precision=precision
         )

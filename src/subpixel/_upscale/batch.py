@@ -10,7 +10,9 @@ Rules for ``INPUT ... -o OUTPUT``:
   is not scanned as input.
 
 An output that would be an input is refused; an existing output is skipped unless
-``overwrite``. Every failure is reported as one line and the run goes on.
+``overwrite``. Every failure is reported as one line and the run goes on. Outputs are
+written atomically, so a run that was killed is completed by running it again: finished
+outputs are skipped and the killed run's hidden temporary files are removed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from subpixel._upscale.files import same_file
+from subpixel._upscale.files import remove_stale_temps, same_file
 from subpixel._upscale.images import IMAGE_EXTENSIONS, Decoded, Sink, read_image
 
 __all__ = ["VIDEO_EXTENSIONS", "Job", "Summary", "ThreadedSink", "plan_jobs", "run_jobs"]
@@ -224,9 +226,10 @@ class ThreadedSink:
         getattr(self._sink, "abort", lambda: None)()
 
 
-def _message(exc: BaseException, src: Path) -> str:
+def _message(exc: BaseException, src: Path, dst: Path | None = None) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if str(src) not in text and src.name not in text:
+    named = [str(src), src.name] + ([str(dst)] if dst is not None else [])
+    if not any(n in text for n in named):
         text = f"{src}: {text}"
     return text
 
@@ -246,12 +249,18 @@ def run_jobs(
     """Run ``jobs`` in order; images are decoded up to ``threads`` ahead in a pool.
 
     ``image_fn(job, decoded, wrap_sink)`` upscales one image; ``video_fn(job)`` one video.
-    Failures go to ``report`` as one line each (re-raised when ``debug``).
+    Failures go to ``report`` as one line each (re-raised when ``debug``). Temporary files
+    that a killed run left for these outputs (and their comparison figures) are removed
+    first.
     """
     from tqdm import tqdm
 
+    from subpixel.upscale import compare_path
+
     summary = Summary()
     start = time.perf_counter()
+    outputs = [j.dst for j in jobs if j.error is None]
+    remove_stale_temps([*outputs, *(compare_path(o) for o in outputs)])
     todo: list[Job] = []
     for j in jobs:
         if j.error is not None:
@@ -298,7 +307,7 @@ def run_jobs(
             except Exception as exc:
                 if debug:
                     raise
-                msg = _message(exc, job.src)
+                msg = _message(exc, job.src, job.dst)
                 summary.failed += 1
                 summary.failures.append(msg)
                 report(msg)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from subpixel._upscale.pipeline import Pipeline
+from subpixel._upscale.pipeline import Pipeline, opencv_levels
 from subpixel._upscale.tiling import MIN_OVERLAP, iter_strips, receptive_radius
-from subpixel.fast import fast_upscaler_for
+from subpixel.fast import CHROMA_MODES, fast_upscaler_for
 
 __all__ = ["DEFAULT_TILE", "Engine"]
 
@@ -95,9 +95,12 @@ class Engine:
         self.pipeline = pipeline or Pipeline()
         self.tile = tile
         self.overlap = max(receptive_radius(model), MIN_OVERLAP)
+        # The fused RGB path knows some pipelines only; for the others it runs the model alone.
+        fused = self.pipeline.chroma in CHROMA_MODES and not self.pipeline.opencv_exact
         self.fast = fast_upscaler_for(
-            self.model, self.pipeline, device=self.device, precision=precision
+            self.model, self.pipeline if fused else None, device=self.device, precision=precision
         )
+        self._fast_rgb = fused and self.fast is not None
 
     def _model(self, x: torch.Tensor) -> torch.Tensor:
         if self.fast is not None:
@@ -115,7 +118,8 @@ class Engine:
             return (self._model(x.expand(-1, 3, -1, -1)) * luma).sum(dim=1, keepdim=True)
         if x.shape[1] == 1:
             return self._model(x)
-        if self.fast is not None:
+        if self._fast_rgb:
+            assert self.fast is not None
             return self.fast.block(x)
         y, chroma = p.split(x)
         return p.merge(self._model(y), p.resample(chroma, s)).clamp(0, 1)
@@ -130,15 +134,33 @@ class Engine:
         alpha = self.pipeline.resample(x[:, k:], self.scale).clamp(0, 1)
         return torch.cat([self._color(x[:, :k]), alpha], dim=1)
 
+    @torch.no_grad()
+    def block_levels(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`block` for 8-bit input through :func:`~.pipeline.opencv_levels`.
+
+        ``x`` holds ``level / 255``; the result holds the output levels ``/ 255``, which
+        :func:`~.tiling.from_unit` turns back into the same levels.
+        """
+        if self.channels == 3:  # an RGB model has no Y plane to feed: the float path
+            return self.block(x)
+        levels = torch.round(x.float() * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+        def y_model(y: np.ndarray) -> np.ndarray:
+            return self._model(torch.from_numpy(y).to(self.device)).cpu().numpy()
+
+        out = opencv_levels(levels, y_model, self.scale)
+        return torch.from_numpy(out).to(self.device).permute(0, 3, 1, 2).float() / 255
+
     def strips(
         self, src: np.ndarray, *, out_dtype: np.dtype | None = None, tile: int | None = None
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Output strips of ``src`` ``(N, H, W, C)``; see :func:`tiling.iter_strips`."""
         if src.ndim != 4 or src.shape[-1] not in (1, 2, 3, 4):
             raise ValueError(f"expected (N, H, W, C) with C in 1..4, got shape {src.shape}")
+        exact = self.pipeline.opencv_exact and src.dtype == np.uint8
         return iter_strips(
             src,
-            self.block,
+            self.block_levels if exact else self.block,
             scale=self.scale,
             tile=self.tile if tile is None else tile,
             overlap=self.overlap,

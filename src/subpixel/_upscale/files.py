@@ -1,5 +1,10 @@
 """Atomic output files: written under a temporary name in the same folder, then renamed.
 
+The temporary name is hidden and says whose it is: ``.<name>.<pid>.<random>.part<ext>``.
+A run killed mid-write (SIGKILL, power loss) leaves such a file, never a partial output;
+:func:`remove_stale_temps` deletes those whose process is gone, and folder scans skip
+hidden files, so a leftover is never taken for an input or an output.
+
 Example:
     >>> import os, tempfile
     >>> d = tempfile.mkdtemp()
@@ -13,12 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "same_file"]
+__all__ = ["atomic_path", "output_of", "remove_stale_temps", "same_file"]
+
+#: ``.<name>.<pid>.<8 random chars from mkstemp>.part<ext>``
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.part(?P<ext>\.[^.]*)?$")
 
 _UMASK_LOCK = threading.Lock()
 
@@ -43,28 +52,107 @@ def _fsync(path: str) -> None:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     """Yield a temporary path next to ``path``; on success fsync it and rename it to ``path``.
 
-    The temporary name is hidden (leading dot) and keeps the extension, so encoders that
-    look at it pick the right format. On any exception it is removed and nothing is left.
+    The temporary name is hidden (leading dot), carries the process id and keeps the
+    extension, so encoders that look at it pick the right format. On any exception it is
+    removed and nothing is left; an ``OSError`` (disk full, quota, I/O error...) is raised
+    again as one naming ``path``, with the same ``errno``.
 
     Raises:
-        OSError: the folder cannot be created or written, with the output path named.
+        OSError: the folder cannot be created or the output cannot be written, with the
+            output path named.
     """
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=f".part{p.suffix}", dir=p.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{p.name}.{os.getpid()}.", suffix=f".part{p.suffix}", dir=p.parent
+        )
     except OSError as exc:
-        raise OSError(f"{p}: cannot write the output ({exc.strerror or exc})") from None
+        raise _named(exc, p, None) from None
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, _default_mode())
         _fsync(tmp)
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not str(exc).startswith(f"{p}: "):
+            raise _named(exc, p, tmp) from None
         raise
+
+
+def _named(exc: OSError, path: Path, tmp: str | None) -> OSError:
+    """``exc`` as ``OSError("<path>: cannot write the output (<reason>)")``, errno kept."""
+    reason = exc.strerror if exc.errno is not None and exc.strerror else str(exc)
+    if tmp is not None:
+        reason = reason.removeprefix(f"{tmp}: ").replace(tmp, str(path))
+    reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+    err = OSError(f"{path}: cannot write the output ({reason})")
+    err.errno = exc.errno
+    return err
+
+
+def output_of(path: str | os.PathLike[str]) -> Path:
+    """The output a temporary path of :func:`atomic_path` stands for (others unchanged).
+
+    Example:
+        >>> str(output_of("out/.a.png.12.abcdefgh.part.png"))
+        'out/a.png'
+    """
+    p = Path(path)
+    m = _TEMP.match(p.name)
+    return p.with_name(m["name"]) if m else p
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(outputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left for ``outputs`` when killed.
+
+    Only files named as :func:`atomic_path` names them, for one of ``outputs``, whose
+    process no longer runs, are removed: a concurrent run's temporary files stay.
+
+    Returns:
+        The removed paths.
+
+    Example:
+        >>> import os, tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> stale = os.path.join(d, ".a.png.999999999.abcdefgh.part.png")
+        >>> open(stale, "w").close()
+        >>> [p.name for p in remove_stale_temps([os.path.join(d, "a.png")])], os.listdir(d)
+        (['.a.png.999999999.abcdefgh.part.png'], [])
+    """
+    wanted: dict[Path, set[str]] = {}
+    for out in outputs:
+        o = Path(out)
+        wanted.setdefault(o.parent, set()).add(o.name)
+    removed = []
+    for folder, names in wanted.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            m = _TEMP.match(entry.name)
+            if m is None or m["name"] not in names or _alive(int(m["pid"])):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

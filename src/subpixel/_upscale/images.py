@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from subpixel._upscale.files import output_of
 from subpixel._upscale.png import PngWriter
 
 __all__ = [
@@ -63,6 +64,15 @@ _FORMATS = {
     ".webp": "WEBP",
 }
 _OPEN_LOCK = threading.Lock()
+#: TIFF tags that describe how the pixels are stored, not the picture. A TIFF's EXIF as
+#: Pillow reads it is its whole first IFD: copied into the output they would describe the
+#: input's layout (size, strips, compression) and corrupt the written file. DPI and the
+#: ICC profile are written from their own fields.
+_LAYOUT_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 282, 283, 284}
+    | {296, 317, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 530, 531, 532, 34675}
+    | set(range(512, 522))
+)
 
 
 class ImageError(ValueError):
@@ -293,6 +303,8 @@ def read_image(path: str | Path, *, max_pixels: int | None = None) -> Decoded:
                 f"{p}: corrupt or truncated {fmt or 'image'} file ({detail})"
             ) from None
         exif = im.getexif()
+        for tag in _LAYOUT_TAGS.intersection(exif):
+            del exif[tag]
         exif_bytes = exif.tobytes() if len(exif) else None
         meta = ImageMeta(
             icc_profile=icc or im.info.get("icc_profile") or None,
@@ -316,13 +328,17 @@ def read_image(path: str | Path, *, max_pixels: int | None = None) -> Decoded:
     return Decoded(pixels, meta)
 
 
+#: Larger DPI values in a file are corruption (1e6 dpi is a 25 nm pixel).
+_MAX_DPI = 1e6
+
+
 def _dpi(value: object) -> tuple[float, float] | None:
     if isinstance(value, tuple) and len(value) == 2:
         try:
             x, y = float(value[0]), float(value[1])
         except (TypeError, ValueError):
             return None
-        if x > 0 and y > 0:
+        if 0 < x <= _MAX_DPI and 0 < y <= _MAX_DPI:  # also rejects nan and inf
             return (x, y)
     return None
 
@@ -421,7 +437,9 @@ def save_with_pil(arr: np.ndarray, path: str, fmt: str, meta: ImageMeta) -> None
         arr = arr[..., : c - 1]
     if arr.dtype == np.uint16 and (fmt in ("JPEG", "BMP", "WEBP") or c != 1):
         if c != 1:
-            warnings.warn(f"{path}: 16-bit colour written as 8-bit {fmt}; use .png", stacklevel=2)
+            warnings.warn(
+                f"{output_of(path)}: 16-bit colour written as 8-bit {fmt}; use .png", stacklevel=2
+            )
         arr = _to_8bit(arr)
     im = array_to_pil(arr)
     if fmt in ("BMP", "WEBP") and im.mode == "LA":
@@ -439,7 +457,11 @@ def save_with_pil(arr: np.ndarray, path: str, fmt: str, meta: ImageMeta) -> None
         options.update(quality=95)
     try:
         im.save(path, format=fmt, **options)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        if exc.errno is not None:  # a failed write (disk full...): the caller names the file
+            raise
+        raise OSError(f"{path}: cannot encode {fmt} ({exc})") from None
+    except ValueError as exc:
         raise OSError(f"{path}: cannot encode {fmt} ({exc})") from None
 
 

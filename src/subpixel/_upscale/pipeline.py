@@ -2,13 +2,16 @@
 
 A weights file may carry the JSON metadata key ``subpixel.pipeline``; absent, the paper's
 processing is used (BT.601 studio-range YCbCr as MATLAB, MATLAB bicubic chroma). Models
-imported from OpenCV's ``dnn_superres`` say ``{"color": "opencv-ycrcb", "chroma":
-"bicubic-opencv"}`` so that their output reproduces OpenCV's.
+imported from OpenCV's ``dnn_superres`` (``subpixel import-opencv``) say ``{"color":
+"opencv-ycrcb", "chroma": "bilinear-opencv"}``: 8-bit images then go through
+:func:`opencv_levels`, OpenCV's own uint8 processing, so that the output reproduces
+``cv2.dnn_superres.DnnSuperResImpl.upsample`` to within one grey level (the network's float
+rounding); 16-bit and float images use the same formulas in floating point.
 
 Example:
-    >>> p = Pipeline(color="opencv-ycrcb", chroma="bicubic-opencv")
-    >>> Pipeline.from_json(p.to_json()) == p
-    True
+    >>> p = Pipeline(color="opencv-ycrcb", chroma="bilinear-opencv")
+    >>> Pipeline.from_json(p.to_json()) == p, p.opencv_exact
+    (True, True)
     >>> Pipeline().to_json()
     '{"chroma": "bicubic-matlab", "color": "bt601-studio", "model_range": "unit"}'
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,13 +33,13 @@ from subpixel.color import RGB_TO_YCBCR_MATRIX, YCBCR_OFFSET
 from subpixel.resize import resize_matrix
 from subpixel.serialization import WeightsError, sniff_weights
 
-__all__ = ["PIPELINE_KEY", "Pipeline", "read_pipeline"]
+__all__ = ["PIPELINE_KEY", "Pipeline", "opencv_levels", "read_pipeline"]
 
 #: The safetensors metadata key holding the pipeline JSON.
 PIPELINE_KEY = "subpixel.pipeline"
 
 _COLORS = ("bt601-studio", "opencv-ycrcb")
-_CHROMAS = ("bicubic-matlab", "bicubic-opencv")
+_CHROMAS = ("bicubic-matlab", "bicubic-opencv", "bilinear-opencv")
 _RANGES = ("unit",)
 
 
@@ -48,9 +52,12 @@ class Pipeline:
             16..235 levels) or ``"opencv-ycrcb"`` (OpenCV ``COLOR_RGB2YCrCb`` on float
             images: full-range ``Y = 0.299 R + 0.587 G + 0.114 B``, chroma centred on 0.5).
         chroma: ``"bicubic-matlab"`` (:func:`subpixel.resize.imresize`, Keys a = -0.5,
-            mirrored borders) or ``"bicubic-opencv"`` (a = -0.75, replicated borders, as
-            ``cv2.INTER_CUBIC`` and ``torch.nn.functional.interpolate(mode="bicubic")``).
-            Alpha channels are resampled the same way.
+            mirrored borders), ``"bicubic-opencv"`` (a = -0.75, replicated borders, as
+            ``cv2.INTER_CUBIC`` and ``torch.nn.functional.interpolate(mode="bicubic")``;
+            a float pipeline of one's own, *not* what ``dnn_superres`` does) or
+            ``"bilinear-opencv"`` (``cv::resize``'s default ``INTER_LINEAR``: half-pixel
+            centres, replicated borders; what ``dnn_superres`` does). Alpha channels are
+            resampled the same way.
         model_range: the model's input/output scale; only ``"unit"`` ([0, 1]) exists.
 
     Raises:
@@ -69,6 +76,11 @@ class Pipeline:
         ):
             if value not in allowed:
                 raise ValueError(f"pipeline {name}={value!r} is unknown; expected one of {allowed}")
+
+    @property
+    def opencv_exact(self) -> bool:
+        """Whether 8-bit images go through :func:`opencv_levels` (``dnn_superres``'s steps)."""
+        return self.color == "opencv-ycrcb" and self.chroma == "bilinear-opencv"
 
     def to_json(self) -> str:
         """The metadata value to store under :data:`PIPELINE_KEY` (sorted keys)."""
@@ -106,9 +118,11 @@ class Pipeline:
         return F.conv2d(torch.cat([y, chroma], dim=1), weight, bias)
 
     def resample(self, x: torch.Tensor, scale: int) -> torch.Tensor:
-        """Bicubic upscaling of ``(N, C, H, W)`` by the integer ``scale`` (chroma, alpha)."""
+        """Upscaling of ``(N, C, H, W)`` by the integer ``scale`` (chroma, alpha)."""
         if self.chroma == "bicubic-matlab":
             return _matlab_upscale(x, scale)
+        if self.chroma == "bilinear-opencv":  # = cv::resize INTER_LINEAR when upscaling
+            return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
         return F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
 
 
@@ -186,6 +200,65 @@ def _matlab_upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
     return out.reshape(n, c, h * scale, w * scale)
 
 
+def opencv_levels(
+    levels: np.ndarray,
+    y_model: Callable[[np.ndarray], np.ndarray],
+    scale: int,
+) -> np.ndarray:
+    """``dnn_superres``'s processing of 8-bit images around a Y-channel model, bit for bit.
+
+    RGB: ``cvtColor(RGB2YCrCb)`` on uint8 (integer arithmetic), times float32 ``1/255``, the
+    model on Y, Cr/Cb by ``cv::resize`` (bilinear), times 255 rounded half to even and
+    saturated, ``cvtColor(YCrCb2RGB)`` on uint8 (:mod:`subpixel.interop.opencv_pipeline`).
+    Grey: ``round(255 · model(level · 1/255))``. Alpha is resized bilinearly like chroma.
+
+    Args:
+        levels: ``(N, h, w, C)`` uint8, C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA.
+        y_model: ``(N, 1, h, w)`` float32 in [0, 1] → ``(N, 1, s·h, s·w)`` float32.
+        scale: the model's factor ``s``.
+
+    Returns:
+        ``(N, s·h, s·w, C)`` uint8.
+
+    Example:
+        >>> px = np.array([[[[255, 0, 0], [0, 0, 255]]]], np.uint8)      # red, blue
+        >>> near = lambda y: y.repeat(2, axis=2).repeat(2, axis=3)
+        >>> opencv_levels(px, near, 2)[0, 0].tolist()    # chroma is bilinear: mixed inside
+        [[254, 0, 0], [202, 12, 76], [51, 0, 178], [0, 0, 254]]
+    """
+    from subpixel.interop.opencv_pipeline import (
+        bgr_to_ycrcb,
+        from_unit,
+        resize_linear,
+        to_unit,
+        ycrcb_to_bgr,
+    )
+
+    n, h, w, c = levels.shape
+    k = 1 if c in (1, 2) else 3
+    if k == 1:
+        y_unit = to_unit(levels[..., 0])
+    else:
+        ycc = bgr_to_ycrcb(np.ascontiguousarray(levels[..., 2::-1]))  # RGB → BGR → YCrCb
+        y_unit = to_unit(ycc[..., 0])
+    y_sr = np.asarray(y_model(np.ascontiguousarray(y_unit[:, None])), dtype=np.float32)
+    if y_sr.shape != (n, 1, h * scale, w * scale):
+        raise ValueError(
+            f"the model gave {y_sr.shape} for a {(n, 1, h, w)} input; expected ×{scale}"
+        )
+    out = np.empty((n, h * scale, w * scale, c), dtype=np.uint8)
+    for i in range(n):
+        if k == 1:
+            out[i, ..., 0] = from_unit(y_sr[i, 0])
+        else:
+            chroma = resize_linear(to_unit(ycc[i, ..., 1:]), scale)
+            merged = from_unit(np.concatenate([y_sr[i, 0][..., None], chroma], axis=-1))
+            out[i, ..., :3] = ycrcb_to_bgr(merged)[..., ::-1]
+        if c in (2, 4):
+            out[i, ..., k] = from_unit(resize_linear(to_unit(levels[i, ..., k]), scale))
+    return out
+
+
 def read_pipeline(path: str | os.PathLike[str]) -> Pipeline:
     """The :class:`Pipeline` stored in a ``.safetensors`` file's metadata (default if absent).
 
@@ -198,7 +271,7 @@ def read_pipeline(path: str | os.PathLike[str]) -> Pipeline:
         >>> import os, tempfile, torch
         >>> from subpixel.serialization import save_weights
         >>> f = os.path.join(tempfile.mkdtemp(), "m.safetensors")
-        >>> cv = Pipeline(color="opencv-ycrcb", chroma="bicubic-opencv")
+        >>> cv = Pipeline(color="opencv-ycrcb", chroma="bilinear-opencv")
         >>> save_weights(f, {"w": torch.ones(1)}, extra={PIPELINE_KEY: cv.to_json()})
         >>> read_pipeline(f) == cv
         True

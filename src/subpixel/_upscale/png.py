@@ -100,7 +100,7 @@ class PngWriter:
         if icc_profile:
             head.append(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
         if dpi:
-            ppm = [max(1, round(float(d) / 0.0254)) for d in dpi]
+            ppm = [min(max(1, round(float(d) / 0.0254)), 0xFFFFFFFF) for d in dpi]
             head.append(_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
         if exif:
             raw = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
