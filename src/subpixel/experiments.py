@@ -27,7 +27,6 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -40,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from subpixel import __version__
+from subpixel._progress import progress_bar
 from subpixel.checkerboard import checkerboard_score
 from subpixel.idx import load_mnist
 from subpixel.models import get_model
@@ -164,23 +164,6 @@ def sliced_wasserstein(
     pa, _ = (fa @ u).sort(dim=0)
     pb, _ = (fb @ u).sort(dim=0)
     return float((pa - pb).abs().mean())
-
-
-def _progress(total: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        return None
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="batch",
-        leave=False,
-        dynamic_ncols=True,
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,
-    )
 
 
 def _environment() -> dict[str, Any]:
@@ -312,7 +295,13 @@ def run_autoencoder(cfg: AutoencoderConfig, *, command: str = "") -> dict[str, A
     model.train()
     for epoch in range(cfg.epochs):
         perm = torch.randperm(len(train_x), generator=order_gen)
-        bar = _progress(batches, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+        bar = progress_bar(
+            batches,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            enabled=cfg.progress,
+            leave=False,
+        )
         total, start = 0.0, time.perf_counter()
         for b in range(batches):
             x = train_x[perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
@@ -480,7 +469,13 @@ def run_dcgan(cfg: DCGANConfig, *, command: str = "") -> dict[str, Any]:
         raise ValueError(f"{len(train_x)} training images are fewer than one batch")
     for epoch in range(cfg.epochs):
         perm = torch.randperm(len(train_x), generator=rng)
-        bar = _progress(batches, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+        bar = progress_bar(
+            batches,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            enabled=cfg.progress,
+            leave=False,
+        )
         d_sum = g_sum = 0.0
         start = time.perf_counter()
         for b in range(batches):

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from subpixel import __version__
+from subpixel._progress import progress_bar
 from subpixel.data import find_images, load_image, quantize
 from subpixel.experiments import image_grid, save_png
 from subpixel.models import get_model
@@ -212,23 +213,6 @@ def _sample_grid(
     return image_grid((tiles + 1) / 2, 3)
 
 
-def _progress(total: int | None, initial: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        return None
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="step",
-        desc="faces",
-        dynamic_ncols=True,
-        mininterval=1.0 if sys.stderr.isatty() else 30.0,
-    )
-
-
 def train_faces(cfg: FacesConfig) -> FacesResult:
     """Train ``subpixel-faces`` by ``cfg`` (see the module docstring)."""
     run_dir = Path(cfg.out)
@@ -271,7 +255,7 @@ def train_faces(cfg: FacesConfig) -> FacesResult:
     samples: list[Path] = []
     if step == 0:
         samples.append(_write_samples(run_dir, 0, model, fixed_lr, fixed_hr, device))
-    bar = _progress(cfg.steps, step, cfg.progress)
+    bar = progress_bar(cfg.steps, desc="faces", initial=step, enabled=cfg.progress)
     model.train()
     window: list[float] = []
     while not done():

@@ -32,6 +32,7 @@ import torch.distributed as dist
 from torch import nn
 
 from subpixel import __version__
+from subpixel._progress import progress_bar
 from subpixel.data import PatchSampler, find_images, load_image
 from subpixel.evaluate import evaluate_images
 from subpixel.models import get_model
@@ -398,23 +399,6 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _progress(total: int, initial: int, enabled: bool) -> Any:
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        return None
-    if not enabled:
-        return None
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="step",
-        dynamic_ncols=True,
-        mininterval=1.0 if sys.stderr.isatty() else 30.0,
-        desc="train",
-    )
-
-
 def train(cfg: TrainConfig) -> TrainResult:
     """Train ``cfg.model`` on patches of ``cfg.data``; see the module docstring."""
     rank, world = _distributed()
@@ -490,7 +474,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     start = time.perf_counter()
     calibrate = 110 if cfg.minutes is not None and total == 0 else 0
     calib_start = start
-    bar = _progress(total or 0, step, cfg.progress and rank == 0)
+    bar = progress_bar(total or 0, desc="train", initial=step, enabled=cfg.progress and rank == 0)
     last_loss = float("nan")
     model.train()
 
