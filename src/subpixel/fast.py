@@ -417,6 +417,23 @@ def _apply_out(z: torch.Tensor, out_act: str | None) -> None:
         z.relu_()
 
 
+_NNPACK_OK: bool | None = None
+
+
+def _nnpack_works() -> bool:
+    """Whether NNPACK is built in, initialises and runs here (a tiny trial convolution)."""
+    global _NNPACK_OK
+    if _NNPACK_OK is None:
+        try:
+            _NNPACK_OK = bool(torch._nnpack_available())  # also initialises NNPACK
+            if _NNPACK_OK:
+                z = torch.zeros(1, 1, 4, 4)
+                torch._nnpack_spatial_convolution(z, torch.zeros(1, 1, 3, 3), None, [1, 1])
+        except (RuntimeError, AttributeError):
+            _NNPACK_OK = False
+    return _NNPACK_OK
+
+
 class _CpuFp32(FastESPCN):
     """fp32 on CPU: banded im2col first layer, NNPACK Winograd 3×3, tanh via sigmoid."""
 
@@ -424,7 +441,7 @@ class _CpuFp32(FastESPCN):
         self.scale = net.scale
         self.precision = "fp32"
         self.device = torch.device("cpu")
-        self.nnpack = bool(torch._nnpack_available())
+        self.nnpack = _nnpack_works()
         self.backend = "cpu-nnpack-winograd" if self.nnpack else "cpu-onednn"
         self.act = net.activation
         self.out_act = net.out_act
