@@ -25,6 +25,8 @@ and the fused pipeline on the GPU.
 Run:
     SUBPIXEL_DATA=/work/shared/data .venv/bin/python benchmarks/bench_espcn.py
     ... --threads 1 --rounds 30 --json out.json --plot docs/benchmarks_espcn.png
+    ... --accuracy [WEIGHTS.safetensors ...]    # Set5 PSNR of fp32 and int8 instead
+    ... --breakdown 3                           # CPU time per stage instead
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from subpixel.fast import FastUpscaler
+from subpixel.fast import FastUpscaler, optimize_for_inference
 from subpixel.models.espcn import ESPCN
 
 #: Input sizes whose output is 1920×1080 (width, height).
@@ -337,6 +339,93 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     os.replace(tmp, path)
 
 
+def accuracy(scales: list[int], weights: list[Path]) -> list[dict]:
+    """Set5 PSNR (SR protocol, Y, shave = scale) of fp32 and int8 against the plain model."""
+    from subpixel.evaluate import evaluate_folder
+    from subpixel.models import get_model
+
+    root = os.environ.get("SUBPIXEL_DATA")
+    if not root:
+        print("accuracy needs SUBPIXEL_DATA (Set5)")
+        return []
+    set5 = Path(root) / "sr" / "Set5"
+
+    class Wrap(nn.Module):  # evaluate_folder wants a module with parameters
+        def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+            super().__init__()
+            self.fn = fn
+            self.anchor = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fn(x)
+
+    models: list[tuple[str, nn.Module]] = []
+    for s in scales:
+        if _pb(s) is not None:
+            models.append((f"OpenCV ESPCN_x{s}.pb", _model(s)[0]))
+    for path in weights:
+        models.append((str(path), get_model("espcn", weights=path).eval()))
+    rows = []
+    for name, model in models:
+        scale = int(getattr(model, "scale", 0))
+        plain = evaluate_folder(model, set5, scale=scale)["psnr"]
+        row = {"weights": name, "scale": scale, "plain": plain}
+        for prec in ("fp32", "int8"):
+            fast = optimize_for_inference(model, precision=prec)
+            row[prec] = evaluate_folder(Wrap(fast), set5, scale=scale)["psnr"]
+            row[f"{prec} backend"] = fast.backend
+        rows.append(row)
+    print("\nSet5 PSNR (dB): plain model, fast fp32, fast int8, int8 loss\n")
+    print("| weights | scale | plain | fp32 | int8 | int8 loss | int8 backend |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['weights']} | ×{r['scale']} | {r['plain']:.4f} | {r['fp32']:.4f} | "
+            f"{r['int8']:.4f} | {r['plain'] - r['int8']:.3f} | {r['int8 backend']} |"
+        )
+    return rows
+
+
+def breakdown(scale: int) -> None:
+    """CPU time per stage of one frame, 1 thread (``time.thread_time``, best of 9)."""
+    torch.set_num_threads(1)
+    model, _ = _model(scale)
+    w, h = SIZES[scale]
+    img = _image(scale)
+    out = np.empty((h * scale, w * scale, 3), np.uint8)
+    y = torch.rand(h, w)
+
+    def best(fn: Callable[[], object], k: int = 9) -> float:
+        fn()
+        return min(_cpu_time(fn) for _ in range(k)) * 1e3
+
+    print(f"\nCPU time per stage, ×{scale}, 1 thread (ms, best of 9)\n")
+    for prec in ("fp32", "int8"):
+        up = FastUpscaler(model, pipeline=_Pipe(), precision=prec)
+        full, net = best(lambda up=up: up(img, out)), best(lambda up=up: up.net.phases(y))
+        print(
+            f"{prec} ({up.net.backend}): full {full:.1f}, network {net:.1f}, rest {full - net:.1f}"
+        )
+    try:
+        import cv2
+    except ImportError:
+        return
+    pb = _pb(scale)
+    if pb is not None:
+        cv2.setNumThreads(1)
+        sr = cv2.dnn_superres.DnnSuperResImpl_create()
+        sr.readModel(str(pb))
+        sr.setModel("espcn", scale)
+        bgr = np.ascontiguousarray(img[..., ::-1])
+        print(f"opencv: full {best(lambda: sr.upsample(bgr)):.1f}")
+
+
+def _cpu_time(fn: Callable[[], object]) -> float:
+    t0 = time.thread_time()
+    fn()
+    return time.thread_time() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--threads", type=int, default=2, help="CPU threads for both (default 2)")
@@ -346,7 +435,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-cuda", action="store_true", help="skip the CUDA table")
     p.add_argument("--json", type=Path, help="also write the rows as JSON")
     p.add_argument("--plot", type=Path, help="also draw the CPU rows (PNG)")
+    p.add_argument(
+        "--accuracy",
+        nargs="*",
+        type=Path,
+        metavar="WEIGHTS",
+        help="instead of timing: Set5 PSNR of fp32/int8 for OpenCV's models and these files",
+    )
+    p.add_argument(
+        "--breakdown", type=int, choices=(2, 3, 4), help="instead: CPU time per stage, 1 thread"
+    )
     args = p.parse_args(argv)
+    if args.accuracy is not None:
+        accuracy(args.scales, args.accuracy)
+        return 0
+    if args.breakdown:
+        breakdown(args.breakdown)
+        return 0
     torch.set_num_threads(args.threads)  # before any kernel: NNPACK sizes its pool once
     started = datetime.datetime.now().astimezone()
     cpu = bench_cpu(args.scales, args.threads, args.rounds, args.warmup)
