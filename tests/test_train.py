@@ -138,37 +138,49 @@ def _cli(cfg: TrainConfig) -> list[str]:
     ]  # fmt: skip
 
 
+def _latest_step(run: Path) -> int:
+    steps = [int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.safetensors")]
+    return max(steps, default=0)
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path: Path) -> None:
-    """Kill the training process with SIGKILL several times; resuming ends bit-identical."""
+    """Kill the training process with SIGKILL several times; resuming ends bit-identical.
+
+    Each kill lands right after a randomly chosen checkpoint has appeared, i.e. at a random
+    point of the next steps (possibly while a checkpoint is being written).
+    """
     data = str(make_images(tmp_path / "data"))
-    common = {"data": (data,), "steps": 60, "checkpoint_every": 3, "warmup_steps": 100}
+    common = {"data": (data,), "steps": 150, "checkpoint_every": 5, "warmup_steps": 100}
     ref = config(tmp_path / "ref", **common)
     subprocess.run(_cli(ref), check=True, capture_output=True)
     expected = load_file(str(Path(ref.out) / "model.safetensors"))
 
     cfg = config(tmp_path / "killed", **common)
+    run = Path(cfg.out)
     rng = random.Random(1234)
+    kill_after = sorted(rng.sample(range(5, 100, 5), 3))
     kills = 0
     resume: list[str] = []
-    while True:
+    for target in [*kill_after, None]:
         proc = subprocess.Popen(_cli(cfg) + resume, stderr=subprocess.DEVNULL)
         resume = ["--resume"]
-        if kills < 3:
-            time.sleep(rng.uniform(2.5, 5.0))  # import + a random number of steps
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-                kills += 1
-                continue
-        assert proc.wait(timeout=120) == 0
-        break
-    assert kills >= 1
-    got = load_file(str(Path(cfg.out) / "model.safetensors"))
+        if target is None:
+            assert proc.wait(timeout=120) == 0
+            break
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and _latest_step(run) < target:
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills == 3
+    got = load_file(str(run / "model.safetensors"))
     for k in expected:
         assert torch.equal(got[k], expected[k]), k
-    leftovers = [p for p in Path(cfg.out).rglob("*.tmp")]
-    assert not leftovers
+    assert not list(run.rglob("*.tmp"))
 
 
 @pytest.mark.slow

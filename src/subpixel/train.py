@@ -218,7 +218,12 @@ class _Restored:
 
 
 def _load_latest_checkpoint(run_dir: Path) -> _Restored | None:
-    """The newest checkpoint that reads back; corrupt ones are skipped with a warning."""
+    """The newest checkpoint that reads back; corrupt ones are skipped with a warning.
+
+    Temporary files left by a run killed while writing are removed first.
+    """
+    for stale in (run_dir / "checkpoints").glob(".step-*.tmp"):
+        stale.unlink(missing_ok=True)
     for _, path in reversed(_checkpoints(run_dir)):
         try:
             tensors, meta = load_weights(path)
