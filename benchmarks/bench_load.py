@@ -3,7 +3,8 @@
 Generates ``--images`` photo-like RGB PNGs (default 500 of 64×48) in a temporary folder and
 upscales the folder exactly as ``subpixel upscale IN -o OUT --jobs J`` does (the same
 planning, decode-ahead pool, threaded PNG encoder, atomic writes with fsync), reading the
-resident set size (``VmRSS`` in ``/proc/self/status``) after every image. Prints RSS after
+resident set size (``VmRSS`` in ``/proc/self/status``) after every image (the inputs are
+flushed to disk with ``os.sync()`` before the run starts). Prints RSS after
 the first 50 images (warm-up done) and at the end, the largest RSS after image 50, and
 images/s over the whole run and after image 50.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import tempfile
 import time
@@ -76,6 +78,7 @@ def main() -> None:
         root = Path(d)
         weights, what = _weights(root)
         _images(root / "in", args.images, w, h)
+        os.sync()  # else the first outputs' fsync also waits for the inputs just written
         start_rss = rss_mb()
         up = Upscaler(weights)
         rss: list[float] = []
@@ -110,7 +113,7 @@ def main() -> None:
     print(f"max RSS after image {k + 1:<4d}       {max(rss[k:]):8.1f} MB")
     print(f"growth after image {k + 1:<4d}        {max(rss[k:]) - rss[k]:8.1f} MB")
     print(f"images/s (whole run)          {summary.done / total:8.1f}")
-    print(f"images/s (after image {k + 1:<4d})    {steady:8.1f}")
+    print(f"images/s (after image {k + 1})      {steady:8.1f}")
 
 
 if __name__ == "__main__":
