@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -36,7 +37,7 @@ from subpixel._progress import progress_bar
 from subpixel.data import PatchSampler, find_images, load_image
 from subpixel.evaluate import evaluate_images
 from subpixel.models import get_model
-from subpixel.serialization import WeightsError, load_weights, save_weights
+from subpixel.serialization import WeightsError, atomic_write_bytes, load_weights, save_weights
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
@@ -295,12 +296,11 @@ def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
     names: list[str] = []
     for row in rows:
         names += [k for k in row if k not in names]
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=names)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=names)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buffer.getvalue().encode())
 
 
 def _read_log(path: Path, upto: int) -> list[dict[str, Any]]:
@@ -564,7 +564,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             config=card["config"],
             card=card,
         )
-        (run_dir / "model.md").write_text(card_markdown(card))
+        atomic_write_bytes(run_dir / "model.md", card_markdown(card).encode())
         _write_log(log_path, rows)
         _plot(run_dir / "curves.png", rows)
     if world > 1:
