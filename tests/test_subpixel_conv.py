@@ -15,9 +15,9 @@ from torch import nn
 
 import subpixel
 import subpixel.layers as layers
+from orders_reference import channel_index, reference_shuffle
 from subpixel import Blur, SubPixelConv1d, SubPixelConv2d, SubPixelConv3d
 
-SPATIAL = {1: "w", 2: "hw", 3: "dhw"}
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 LAYER = {1: SubPixelConv1d, 2: SubPixelConv2d, 3: SubPixelConv3d}
 
@@ -28,40 +28,6 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def channel_index(
-    order: str, c: int, offsets: Sequence[int], channels: int, factors: Sequence[int]
-) -> int:
-    """Input channel feeding output channel ``c`` at block ``offsets`` (docs/orders.md)."""
-    spatial = SPATIAL[len(factors)]
-    index = 0
-    for letter in order:
-        if letter == "c":
-            index = index * channels + c
-        else:
-            axis = spatial.index(letter)
-            index = index * factors[axis] + offsets[axis]
-    return index
-
-
-def reference_shuffle(z: torch.Tensor, factors: Sequence[int], order: str) -> torch.Tensor:
-    block = 1
-    for f in factors:
-        block *= f
-    channels = z.shape[1] // block
-    out = z.new_empty(
-        (z.shape[0], channels, *(s * f for s, f in zip(z.shape[2:], factors, strict=True)))
-    )
-    for offsets in itertools.product(*(range(f) for f in factors)):
-        idx = [channel_index(order, c, offsets, channels, factors) for c in range(channels)]
-        where = (
-            slice(None),
-            slice(None),
-            *(slice(o, None, f) for o, f in zip(offsets, factors, strict=True)),
-        )
-        out[where] = z[:, idx]
-    return out
 
 
 def blur_reference(x: torch.Tensor, factors: Sequence[int]) -> torch.Tensor:
