@@ -17,11 +17,14 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
+_strided_copy: Any
 try:
-    from subpixel import _strided_copy  # type: ignore[attr-defined]
+    from subpixel import _strided_copy  # type: ignore[no-redef]
 except ImportError:  # no compiler at install time, or another Python (PYTHONPATH=src)
     _strided_copy = None
 
