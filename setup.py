@@ -17,5 +17,12 @@ setup(
             extra_link_args=["-pthread"],
             optional=True,
         ),
+        Extension(
+            "subpixel._pipeline",
+            ["src/subpixel/_csrc/pipeline.c"],
+            extra_compile_args=C_FLAGS,
+            extra_link_args=["-pthread"],
+            optional=True,
+        ),
     ]
 )

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from subpixel import _native
 from subpixel.color import rgb_to_ycbcr, ycbcr_to_rgb
 from subpixel.fast import FastUpscaler, optimize_for_inference, polyphase_taps
 from subpixel.models.espcn import ESPCN
@@ -328,3 +329,158 @@ def test_cli_precision_option(tmp_path: Path) -> None:
             outs[prec] = np.asarray(im)
     assert outs["fp32"].shape == outs["int8"].shape == (24, 20, 3)
     assert main(["upscale", str(src), "-o", str(tmp_path / "x.png"), "--precision", "fp16"]) == 2
+
+
+# -- the compiled colour/chroma kernel (subpixel._native, _csrc/pipeline.c) --------------
+
+needs_kernel = pytest.mark.skipif(
+    not _native.pipeline_available(), reason="subpixel._pipeline was not built"
+)
+
+
+def _plain_from_y(
+    net: object, rgb: np.ndarray, scale: int, opencv: bool
+) -> tuple[np.ndarray, torch.Tensor]:
+    """Float64 reference around any Y network ``net`` ((1, 1, h, w) → (1, 1, sh, sw)).
+
+    Returns the uint8 image (rounded half up) and the float RGB in [0, 1] (1, 3, sH, sW).
+    Colour: :mod:`subpixel.color` (BT.601, MATLAB) or OpenCV's YCrCb formulas; chroma:
+    :func:`imresize` (MATLAB bicubic) or ``F.interpolate`` (a = -0.75, replicated edges).
+    """
+    x = torch.from_numpy(rgb).double().permute(2, 0, 1)[None] / 255
+    if opencv:
+        r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+        y = 0.299 * r + 0.587 * g + 0.114 * b
+        chroma = torch.cat([(r - y) * 0.713 + 0.5, (b - y) * 0.564 + 0.5], 1)
+    else:
+        ycc = rgb_to_ycbcr(x, channel_dim=1)
+        y, chroma = ycc[:, :1], ycc[:, 1:]
+    y_sr = net(y).double().clamp(0, 1)  # type: ignore[operator]
+    if opencv:
+        up = F.interpolate(chroma, scale_factor=scale, mode="bicubic") - 0.5
+        cr, cb = up[:, :1], up[:, 1:]
+        out = torch.cat([y_sr + 1.403 * cr, y_sr - 0.714 * cr - 0.344 * cb, y_sr + 1.773 * cb], 1)
+    else:
+        out = ycbcr_to_rgb(torch.cat([y_sr, imresize(chroma, float(scale))], 1), channel_dim=1)
+    return _levels(out), out.clamp(0, 1)
+
+
+def _fallback(up: FastUpscaler, rgb: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
+    """The same upscaler's PyTorch path (the compiled kernel hidden)."""
+    with monkeypatch.context() as m:
+        m.setattr(_native, "_pipeline", None)
+        return up(rgb)
+
+
+def _exact_fraction(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a == b).mean())
+
+
+@needs_kernel
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("opencv", [False, True], ids=["bt601-matlab", "opencv"])
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("size", [(17, 22), (13, 9), (1, 1), (2, 3), (3, 2), (5, 1), (1, 7)])
+def test_native_pipeline_equals_torch_path_and_float64(
+    scale: int,
+    opencv: bool,
+    precision: str,
+    size: tuple[int, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The C kernel against the PyTorch fallback and an independent float64 pipeline."""
+    model = _model(scale, "relu", output_activation="tanh") if opencv else _model(scale)
+    up = FastUpscaler(model, pipeline=_OpenCVPipeline() if opencv else None, precision=precision)
+    rgb = _rgb(*size, seed=scale + 10 * size[0] + size[1])
+    got = up(rgb)
+    assert got.shape == (size[0] * scale, size[1] * scale, 3) and got.dtype == np.uint8
+    torch_path = _fallback(up, rgb, monkeypatch)
+    assert _max_level_diff(got, torch_path) <= 1
+    assert _exact_fraction(got, torch_path) > 0.995
+    # the reference runs the same network (int8 too) on float64-computed Y; all the rest is
+    # float64 and independent of subpixel.fast
+    if precision == "fp32":
+        ref, _ = _plain_from_y(lambda y: _reference(model, y), rgb, scale, opencv)
+    else:
+        ref, _ = _plain_from_y(lambda y: up.net(y.float()), rgb, scale, opencv)
+    assert _max_level_diff(got, ref) <= 1
+    assert _exact_fraction(got, ref) > 0.99
+
+
+@needs_kernel
+@pytest.mark.parametrize("opencv", [False, True], ids=["bt601-matlab", "opencv"])
+def test_native_block_float_output(opencv: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``block`` (float RGB in and out, used by the upscaling tool) through the kernel."""
+    model = _model(3, "relu", output_activation="tanh") if opencv else _model(3)
+    up = FastUpscaler(model, pipeline=_OpenCVPipeline() if opencv else None)
+    rgb = np.stack([_rgb(9, 14, seed=1), _rgb(9, 14, seed=2)])
+    x = torch.from_numpy(rgb).float().permute(0, 3, 1, 2) / 255
+    got = up.block(x)
+    assert got.shape == (2, 3, 27, 42)
+    with monkeypatch.context() as m:
+        m.setattr(_native, "_pipeline", None)
+        torch_path = up.block(x)
+    assert (got - torch_path).abs().max().item() < 1e-5
+    for i in range(2):
+        _, ref = _plain_from_y(lambda y: _reference(model, y), rgb[i], 3, opencv)
+        assert (got[i : i + 1].double() - ref).abs().max().item() < 1e-5
+
+
+@needs_kernel
+def test_native_strided_input_and_output_views(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-contiguous source and an output view with a longer row stride."""
+    model = _model(2)
+    up = FastUpscaler(model)
+    big = torch.from_numpy(_rgb(15, 30, seed=4))
+    src = big[:, ::2]  # (15, 15, 3), pixel stride 6
+    canvas = torch.zeros(40, 50, 3, dtype=torch.uint8)
+    dst = canvas[5:35, 10:40]
+    res = up.upscale_tensor(src, dst)
+    assert res is dst
+    assert canvas[:5].eq(0).all() and canvas[:, :10].eq(0).all() and canvas[:, 40:].eq(0).all()
+    expected = _fallback(up, np.ascontiguousarray(src.numpy()), monkeypatch)
+    assert _max_level_diff(dst.numpy(), expected) <= 1
+
+
+@needs_kernel
+@pytest.mark.parametrize("scale", [2, 3])
+def test_native_threads_and_baseline_kernels_agree(scale: int) -> None:
+    """1 or 2 threads, AVX2 or SSE2 kernels: bit-identical output."""
+    from subpixel import _pipeline  # type: ignore[attr-defined]
+
+    model = _model(scale)
+    up = FastUpscaler(model)
+    rgb = _rgb(70, 90, seed=scale)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = up(rgb)
+        torch.set_num_threads(2)
+        two = up(rgb)
+        before = _pipeline.set_avx2(False)
+        try:
+            base = up(rgb)
+        finally:
+            _pipeline.set_avx2(before)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(one, two)
+    assert np.array_equal(one, base)
+
+
+@needs_kernel
+def test_native_wrappers_decline_what_they_cannot_run() -> None:
+    """The wrappers return None/False (the caller then uses PyTorch) instead of failing."""
+    coef = [0.0] * 12
+    assert _native.rgb_to_ycc(torch.zeros(4, 4, 3, dtype=torch.int16), coef, False) is None
+    assert _native.rgb_to_ycc(torch.zeros(0, 4, 3, dtype=torch.uint8), coef, False) is None
+    y, c = _native.rgb_to_ycc(torch.zeros(4, 5, 3, dtype=torch.uint8), coef, False) or (None, None)
+    assert y is not None and c is not None and y.shape == (4, 5) and c.shape == (2, 4, 9)
+    taps = polyphase_taps(2, -0.5).ravel().tolist()
+    out = torch.empty(8, 10, 3, dtype=torch.uint8)
+    args = (taps, [0.0] * 12, (0.0, 1.0), False)
+    assert _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, out, 255.0)
+    assert not _native.ycc_to_rgb(torch.zeros(20, 4, dtype=torch.float64), c, *args, out, 255.0)
+    assert not _native.ycc_to_rgb(torch.zeros(20, 9), c, *args, out, 255.0)  # wrong scale
+    assert not _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, out[:, :8], 255.0)
+    assert not _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, out.to(torch.int32), 255.0)

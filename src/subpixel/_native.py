@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -92,3 +93,134 @@ def copy_array(src: np.ndarray) -> np.ndarray | None:
             torch.get_num_threads(),
         )
     return out
+
+
+# -- the fused colour/chroma stages of subpixel.fast.FastUpscaler (_csrc/pipeline.c) ---------
+
+_pipeline: Any
+try:
+    from subpixel import _pipeline  # type: ignore[no-redef]
+except ImportError:
+    _pipeline = None
+
+__all__ += ["pipeline_available", "rgb_to_ycc", "ycc_to_rgb"]
+
+
+def pipeline_available() -> bool:
+    """Whether the compiled colour/chroma pipeline was built for this Python."""
+    return _pipeline is not None
+
+
+def rgb_to_ycc(
+    src: torch.Tensor, coef: list[float], replicate: bool
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Y and padded chroma planes of an image, or None without the compiled kernel.
+
+    Args:
+        src: ``(h, w, 3)`` uint8 or ``(3, h, w)`` float32 RGB, on the CPU.
+        coef: 12 numbers, rows Y, C1, C2 of ``[r, g, b, offset]`` (``ycc = S @ rgb + s0``).
+        replicate: pad the chroma's columns by replicating the edge (else MATLAB's mirror).
+
+    Returns:
+        ``(Y (h, w), C (2, h, w + 4))`` float32, C's rows padded by 2 columns on each side.
+    """
+    if _pipeline is None or not _plain_cpu_tensor(src) or src.dim() != 3:
+        return None
+    if src.dtype == torch.uint8 and src.shape[2] == 3:
+        h, w, _ = src.shape
+        if src.stride(2) != 1 or src.stride(1) != 3:
+            src = src.contiguous()
+        row_stride = src.stride(0)
+    elif src.dtype == torch.float32 and src.shape[0] == 3:
+        _, h, w = src.shape
+        src = src.contiguous()
+        row_stride = w * 4
+    else:
+        return None
+    if h == 0 or w == 0:
+        return None
+    y = torch.empty(h, w)
+    c = torch.empty(2, h, w + 4)
+    _pipeline.pre(
+        src.data_ptr(),
+        src.dtype == torch.uint8,
+        row_stride,
+        h,
+        w,
+        y.data_ptr(),
+        c.data_ptr(),
+        coef,
+        replicate,
+        torch.get_num_threads(),
+    )
+    return y, c
+
+
+def ycc_to_rgb(
+    phases: torch.Tensor,
+    chroma: torch.Tensor,
+    taps: list[float],
+    coef: list[float],
+    y_range: tuple[float, float],
+    replicate: bool,
+    out: torch.Tensor,
+    top: float,
+) -> bool:
+    """Write ``out`` from the network's phases and :func:`rgb_to_ycc`'s chroma, in C.
+
+    Each output value is ``clamp(k·[Y, C1, C2] + k0, 0, top)`` with ``Y`` the phase clamped
+    to ``y_range`` and ``C`` the polyphase bicubic chroma (``taps`` ``(s, 5)``, symmetric or
+    replicated rows), truncated for uint8 ``out``.
+
+    Args:
+        phases: ``(h·w, s²)`` float32 (any strides), column ``i·s + j``.
+        chroma: ``(2, h, w + 4)`` float32 from :func:`rgb_to_ycc`.
+        taps: ``s·5`` numbers; coef: 12 numbers, rows R, G, B of ``[kY, kC1, kC2, k0]``.
+        out: ``(s·h, s·w, 3)`` uint8 or float32, pixels dense (any row stride).
+
+    Returns:
+        False, having done nothing, when the kernel is missing or a tensor does not fit.
+    """
+    if _pipeline is None or chroma.dim() != 3 or out.dim() != 3 or phases.dim() != 2:
+        return False
+    _, h, wp = chroma.shape
+    w = wp - 4
+    n, s2 = phases.shape
+    s = math.isqrt(s2)
+    if (
+        not all(_plain_cpu_tensor(t) for t in (phases, chroma, out))
+        or phases.dtype != torch.float32
+        or chroma.dtype != torch.float32
+        or out.dtype not in (torch.uint8, torch.float32)
+        or not chroma.is_contiguous()
+        or chroma.shape[0] != 2
+        or s * s != s2
+        or not 1 <= s <= 8
+        or n != h * w
+        or h * w == 0
+        or tuple(out.shape) != (s * h, s * w, 3)
+        or out.stride(2) != 1
+        or out.stride(1) != 3
+        or len(taps) != 5 * s
+    ):
+        return False
+    _pipeline.post(
+        phases.data_ptr(),
+        phases.stride(0),
+        phases.stride(1),
+        chroma.data_ptr(),
+        h,
+        w,
+        s,
+        taps,
+        coef,
+        y_range[0],
+        y_range[1],
+        top,
+        replicate,
+        out.data_ptr(),
+        out.stride(0) * out.element_size(),
+        out.dtype == torch.float32,
+        torch.get_num_threads(),
+    )
+    return True

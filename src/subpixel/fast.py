@@ -60,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from subpixel import _native
 from subpixel.color import RGB_TO_YCBCR_MATRIX, YCBCR_OFFSET
 
 __all__ = [
@@ -980,6 +981,19 @@ class FastUpscaler:
         self.post8 = post(255.0, 0.5)
         self.post1 = post(1.0, 0.0)
         self._chunk = self.device.type == "cpu"
+        # the same numbers for the compiled kernel (subpixel._native): pre rows Y, C1, C2 of
+        # [r, g, b, offset]; post rows R, G, B of [kY, kC1, kC2, offset]
+        pre = np.concatenate([s_mat, s0[:, None]], axis=1)
+        self._pre_coef = {
+            255.0: (pre * [1 / 255.0, 1 / 255.0, 1 / 255.0, 1.0]).ravel().tolist(),
+            1.0: pre.ravel().tolist(),
+        }
+        k = np.concatenate([m[:, :1] * alpha, m[:, 1:], (m0 + beta * m[:, 0])[:, None]], axis=1)
+        self._post_coef = {
+            255.0: (255.0 * k + [0.0, 0.0, 0.0, 0.5]).ravel().tolist(),
+            1.0: k.ravel().tolist(),
+        }
+        self._taps = taps.ravel().tolist()
 
     def _pad_chroma(self, c: torch.Tensor) -> torch.Tensor:
         """``(2, h, w)`` → ``(2, h + 4, w + 4)`` padded for the 5-tap filter."""
@@ -1003,10 +1017,34 @@ class FastUpscaler:
             out = torch.empty(h * s, w * s, 3, dtype=torch.uint8, device=self.device)
         elif tuple(out.shape) != (h * s, w * s, 3) or out.dtype != torch.uint8:
             raise ValueError(f"out must be ({h * s}, {w * s}, 3) uint8, got {tuple(out.shape)}")
+        if self._native(rgb, out, 255.0):
+            return out
         x = rgb.to(self.device).reshape(h * w, 3).float()
         ycc = torch.addmm(self.pre_b, self.pre_w8, x.t())  # (3, h·w)
         self._post(ycc, h, w, out, self.post8, 255.0)
         return out
+
+    def _native(self, src: torch.Tensor, out: torch.Tensor, top: float) -> bool:
+        """The whole frame with the compiled kernels (:mod:`subpixel._native`), if present.
+
+        ``src`` is ``(h, w, 3)`` uint8 (``top`` 255: rounded levels out) or ``(3, h, w)``
+        float32 (``top`` 1: floats out). False, having done nothing, without the kernels.
+        """
+        if self.device.type != "cpu" or not _native.pipeline_available():
+            return False
+        replicate = self.pad_mode == "replicate"
+        planes = _native.rgb_to_ycc(src, self._pre_coef[top], replicate)
+        if planes is None:
+            return False
+        y, chroma = planes
+        h, w = y.shape
+        phases = self.net.phases(y)
+        if not _native.ycc_to_rgb(
+            phases, chroma, self._taps, self._post_coef[top], self.p_range, replicate, out, top
+        ):
+            post = self.post8 if top == 255.0 else self.post1
+            self._finish(phases, chroma[:, :, 2:-2], h, w, out, post, top)
+        return True
 
     @torch.no_grad()
     def block(self, x: torch.Tensor) -> torch.Tensor:
@@ -1020,8 +1058,10 @@ class FastUpscaler:
         s = self.scale
         out = torch.empty(n, h * s, w * s, 3, device=self.device)
         for i in range(n):
-            planes = x[i].to(self.device, torch.float32).reshape(3, h * w)
-            ycc = torch.addmm(self.pre_b, self.pre_w, planes)
+            planes = x[i].to(self.device, torch.float32)
+            if self._native(planes, out[i], 1.0):
+                continue
+            ycc = torch.addmm(self.pre_b, self.pre_w, planes.reshape(3, h * w))
             self._post(ycc, h, w, out[i], self.post1, 1.0)
         return out.permute(0, 3, 1, 2)
 
@@ -1035,10 +1075,23 @@ class FastUpscaler:
         top: float,
     ) -> None:
         """Network on Y, then chroma, colour, shuffle and interleave into ``out`` (sH, sW, 3)."""
+        phases = self.net.phases(ycc[0].view(h, w))  # (h·w, s²)
+        self._finish(phases, ycc[1:].view(2, h, w), h, w, out, post, top)
+
+    def _finish(
+        self,
+        phases: torch.Tensor,
+        chroma: torch.Tensor,
+        h: int,
+        w: int,
+        out: torch.Tensor,
+        post: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        top: float,
+    ) -> None:
+        """Chroma ``(2, h, w)``, colour, shuffle and interleave into ``out`` (sH, sW, 3)."""
         s = self.scale
         wy, wc, bias = post
-        phases = self.net.phases(ycc[0].view(h, w))  # (h·w, s²)
-        padded = self._pad_chroma(ycc[1:].view(2, h, w))[None]
+        padded = self._pad_chroma(chroma)[None]
         wh, wv = self.chroma_w
         cx = F.conv2d(padded.contiguous(memory_format=torch.channels_last), wh, groups=2)
         cxy = F.conv2d(cx, wv, groups=2 * s)  # (1, 2s², h, w), channels last
