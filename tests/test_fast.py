@@ -93,6 +93,26 @@ def test_fp32_tiny_images_border_correction(size: tuple[int, int]) -> None:
     assert diff.abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fp32_bands_on_threads_equal_model_and_each_other(activation: str) -> None:
+    """The fp32 network runs in row bands (with halos) on worker threads: a tall image
+    spans many bands, the top and bottom border bands included; 1 and 2 threads agree
+    bit for bit (the bands depend on the image size only)."""
+    model = _model(3, activation)
+    y = _smooth_image(301, 173, seed=5)
+    fast = optimize_for_inference(model)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fast(y)
+        torch.set_num_threads(2)
+        two = fast(y)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
+    assert (one.double() - _reference(model, y)).abs().max().item() < 1e-5
+
+
 def test_fp32_does_not_modify_the_model() -> None:
     model = _model(2)
     before = {k: v.clone() for k, v in model.state_dict().items()}

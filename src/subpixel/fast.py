@@ -52,6 +52,9 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -294,7 +297,8 @@ class _BorderFix:
         self, h: int, w: int, dtype: torch.dtype, device: torch.device
     ) -> list[tuple[slice, slice, torch.Tensor]]:
         key = (h, w, str(dtype), str(device))
-        if key not in self._cache:
+        hit = self._cache.get(key)  # bands on several threads may ask at once
+        if hit is None:
             if len(self._cache) > 8:
                 self._cache.clear()
             r = self.r
@@ -305,16 +309,18 @@ class _BorderFix:
                 outside = ((ys < 0) | (ys >= h))[:, None] | ((xs < 0) | (xs >= w))[None, :]
                 corr = F.conv2d(outside.double()[None, None], self.wsum[:, None])[0]
                 out.append((rs, cs, corr.to(device, dtype)))
-            self._cache[key] = out
-        return self._cache[key]
+            self._cache[key] = hit = out
+        return hit
 
-    def apply_cf(self, z: torch.Tensor) -> None:
-        """Add the correction to ``z`` ``(1, co, h, w)`` in place."""
-        _, _, h, w = z.shape
+    def apply_rows(self, z: torch.Tensor, row0: int, h: int, w: int) -> None:
+        """Add the correction to ``z`` ``(1, co, n, w)``, rows ``row0:row0 + n`` of ``h``."""
         if self.r == 0:
             return
+        n = z.shape[2]
         for rs, cs, corr in self.patches(h, w, z.dtype, z.device):
-            z[0, :, rs, cs] += corr
+            a, b = max(rs.start, row0), min(rs.stop, row0 + n)
+            if a < b:
+                z[0, :, a - row0 : b - row0, cs] += corr[:, a - rs.start : b - rs.start]
 
 
 # --------------------------------------------------------------------------------------
@@ -422,28 +428,99 @@ _NNPACK_OK: bool | None = None
 
 
 def _nnpack_works() -> bool:
-    """Whether NNPACK is built in, initialises and runs here (a tiny trial convolution)."""
+    """Whether NNPACK is built in, initialises and runs here (a tiny trial convolution).
+
+    The trial runs with one intra-op thread: PyTorch sizes NNPACK's thread pool from
+    ``torch.get_num_threads()`` at its first use, and a pool of one runs each call on the
+    calling thread, so that :func:`_band_map` can run several calls at once.
+    """
     global _NNPACK_OK
     if _NNPACK_OK is None:
+        threads = torch.get_num_threads()
         try:
+            torch.set_num_threads(1)
             _NNPACK_OK = bool(torch._nnpack_available())  # also initialises NNPACK
             if _NNPACK_OK:
                 z = torch.zeros(1, 1, 4, 4)
                 torch._nnpack_spatial_convolution(z, torch.zeros(1, 1, 3, 3), None, [1, 1])
         except (RuntimeError, AttributeError):
             _NNPACK_OK = False
+        finally:
+            torch.set_num_threads(threads)
     return _NNPACK_OK
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _band_pool(threads: int) -> ThreadPoolExecutor:
+    """``threads`` worker threads that each run PyTorch ops with one intra-op thread."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(threads)
+        if pool is None:
+            ready = threading.Barrier(threads + 1)
+
+            def one_thread() -> None:
+                torch.set_num_threads(1)  # this thread's OpenMP/MKL setting (thread-local)
+                ready.wait()
+
+            pool = ThreadPoolExecutor(threads, thread_name_prefix="subpixel-band")
+            futures = [pool.submit(one_thread) for _ in range(threads)]
+            ready.wait()
+            for f in futures:
+                f.result()
+            # torch.set_num_threads also sets the default new threads start with: restore it
+            torch.set_num_threads(threads)
+            _POOLS[threads] = pool
+        return pool
+
+
+def _band_map(fn: Callable[[int, int], None], bands: list[tuple[int, int]]) -> None:
+    """``fn(r0, r1)`` for every band, on ``torch.get_num_threads()`` threads of one each.
+
+    The bands are independent; PyTorch's ops release the GIL, so two bands on two cores
+    run truly in parallel, each in its own cache, without the synchronisation of splitting
+    every operation over the threads.
+    """
+    threads = min(torch.get_num_threads(), len(bands))
+    if threads <= 1 or threading.current_thread().name.startswith("subpixel-band"):
+        for r0, r1 in bands:
+            fn(r0, r1)
+        return
+    for f in [_band_pool(threads).submit(fn, r0, r1) for r0, r1 in bands]:
+        f.result()
+
+
+#: Rows per band of the fp32 network: about this many pixels (measured best on a 2-core
+#: AVX-512 CPU for 1080p output: larger bands cost little cache, smaller ones more halo).
+_NET_BAND_PIXELS = 40000
+
+
+def _net_bands(h: int, w: int) -> list[tuple[int, int]]:
+    """Row bands for :class:`_CpuFp32`: an even number, at least 4, ~:data:`_NET_BAND_PIXELS`.
+
+    They depend on the image size only, so results do not change with the thread count.
+    """
+    n = max(4, round(h * w / _NET_BAND_PIXELS))
+    n += n % 2
+    rows = max(1, -(-h // n))
+    return [(r, min(h, r + rows)) for r in range(0, h, rows)]
+
+
 class _CpuFp32(FastESPCN):
-    """fp32 on CPU: banded im2col first layer, NNPACK Winograd 3×3, tanh via sigmoid."""
+    """fp32 on CPU: the whole network band by band (rows, with halos) on all threads.
+
+    Each band runs the im2col first layer, NNPACK Winograd 3×3 layers (oneDNN when NNPACK
+    is missing) and the output activation on one thread, the bands in parallel.
+    """
 
     def __init__(self, net: _Net) -> None:
         self.scale = net.scale
         self.precision = "fp32"
         self.device = torch.device("cpu")
         self.nnpack = _nnpack_works()
-        self.backend = "cpu-nnpack-winograd" if self.nnpack else "cpu-onednn"
+        self.backend = "cpu-nnpack-winograd, bands" if self.nnpack else "cpu-onednn, bands"
         self.act = net.activation
         self.out_act = net.out_act
         tanh = self.act == "tanh"
@@ -468,6 +545,9 @@ class _CpuFp32(FastESPCN):
                 ((g_out * wt).float().contiguous(), (g_out * b).float().contiguous(), layer.k, fix)
             )
         self.single_layer = not rest
+        self.c_out = int((self.convs[-1][0] if rest else self.w1).shape[0])
+        # rows each layer's input needs above and below its output band
+        self.halos = [sum(k // 2 for _, _, k, _ in self.convs[i:]) for i in range(len(rest) + 1)]
         self._setup_residual(net)
 
     def _activate(self, z: torch.Tensor) -> None:
@@ -476,45 +556,51 @@ class _CpuFp32(FastESPCN):
         else:
             z.relu_()
 
-    def _first(self, y: torch.Tensor) -> torch.Tensor:
-        """First layer (+ activation) as ``(c1, h·w)``, band by band."""
-        h, w = y.shape
-        k, r = self.k1, self.k1 // 2
-        padded = F.pad(y[None, None], (r, r, r, r))[0].contiguous()
-        out = torch.empty(self.w1.shape[0], h * w)
-        bands = _bands(h, w)
-        col = torch.empty(k * k, (bands[0][1] - bands[0][0]) * w)
-        for r0, r1 in bands:
-            n = (r1 - r0) * w
-            u = col[:, :n]
-            _im2col_band(padded, r0, r1, k, w, u)
-            o = out[:, r0 * w : r1 * w]
-            torch.addmm(self.b1, self.w1, u, out=o)
-            if self.single_layer:
-                _apply_out(o, self.out_act)
-            else:
-                self._activate(o)
-        return out
-
     def _conv(self, x: torch.Tensor, wt: torch.Tensor, b: torch.Tensor, k: int) -> torch.Tensor:
+        """``x`` ``(1, C, rows, w)``: rows − k + 1 output rows (zero padding on the sides)."""
         pad = k // 2
         if self.nnpack:
-            return torch._nnpack_spatial_convolution(x, wt, b, [pad, pad])
+            return torch._nnpack_spatial_convolution(x, wt, b, [0, pad])
         xc = x.contiguous(memory_format=torch.channels_last)
-        return F.conv2d(xc, wt, b, padding=pad).contiguous()
+        return F.conv2d(xc, wt, b, padding=(0, pad)).contiguous()
+
+    def _band(self, padded: torch.Tensor, out: torch.Tensor, h: int, r0: int, r1: int) -> None:
+        """Output rows ``r0:r1`` into ``out`` ``(c, h, w)``; ``padded`` is Y zero-padded."""
+        w = out.shape[-1]
+        k1 = self.k1
+        halo = self.halos[0]
+        lo, hi = r0 - halo, r1 + halo  # image rows of the first layer's output
+        col = torch.empty(k1 * k1, (hi - lo) * w)
+        _im2col_band(padded, r0, r0 + hi - lo, k1, w, col)
+        x = torch.addmm(self.b1, self.w1, col).view(1, -1, hi - lo, w)
+        if self.single_layer:
+            _apply_out(x, self.out_act)
+            out[:, r0:r1] = x[0]
+            return
+        for idx, (wt, b, k, fix) in enumerate(self.convs):
+            self._activate(x)
+            # rows outside the image are the next layer's zero padding
+            if lo < 0:
+                x[:, :, :-lo] = 0.0
+            if hi > h:
+                x[:, :, h - hi :] = 0.0
+            x = self._conv(x, wt, b, k)
+            lo, hi = lo + k // 2, hi - k // 2
+            if fix is not None:
+                fix.apply_rows(x, lo, h, w)
+            if idx == len(self.convs) - 1:
+                _apply_out(x, self.out_act)
+        out[:, r0:r1] = x[0]
 
     def _raw_phases(self, y: torch.Tensor) -> torch.Tensor:
         h, w = y.shape
-        x = self._first(y.float()).view(1, -1, h, w)
-        for idx, (wt, b, k, fix) in enumerate(self.convs):
-            x = self._conv(x, wt, b, k)
-            if fix is not None:
-                fix.apply_cf(x)
-            if idx < len(self.convs) - 1:
-                self._activate(x)
-            else:
-                _apply_out(x, self.out_act)
-        return x.view(x.shape[1], h * w).t()
+        r = self.k1 // 2
+        v = r + self.halos[0]
+        padded = F.pad(y.float()[None, None], (r, r, v, v))[0].contiguous()
+        out = torch.empty(self.c_out, h, w)
+        bands = _net_bands(h, w)
+        _band_map(lambda r0, r1: self._band(padded, out, h, r0, r1), bands)
+        return out.view(self.c_out, h * w).t()
 
 
 def _calibration_images() -> torch.Tensor:
