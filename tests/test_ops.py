@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import orders_reference
 from subpixel import convert_order, order_permutation, pixel_shuffle, pixel_unshuffle
 from subpixel.ops import ORDER_ALIASES, ShuffleSpec, resolve_order
 
@@ -346,14 +347,33 @@ def test_channels_last_memory_format_output_matches_pytorch() -> None:
     assert got.stride() == ref.stride()
 
 
-# Large enough for the CPU fast paths (split copies, PyTorch's channels-last kernel), which
-# tiny tensors skip; numpy's plain transpose is the reference.
+# Large enough for the CPU fast paths (the compiled strided copy, or without it split
+# copies and PyTorch's channels-last kernel), which tiny tensors skip. The reference is the
+# order table applied one block offset at a time (tests/orders_reference.py).
 BIG_SMALL = {1: (2048,), 2: (32, 32), 3: (8, 8, 8)}
 
 
+def _table_shuffle(
+    x: torch.Tensor, factors: tuple[int, ...], order: str, first: bool
+) -> torch.Tensor:
+    """Reference depth to space of a (B, ...) tensor in either data format."""
+    cf = x if first else x.movedim(-1, 1)
+    y = orders_reference.reference_shuffle(cf, factors, order)
+    return y if first else y.movedim(1, -1).contiguous()
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "fallback"])
 @pytest.mark.parametrize("factor", [2, 3, "rect"])
 @pytest.mark.parametrize(("n", "order"), ALL_ORDERS, ids=_id)
-def test_fast_paths_match_numpy(n: int, order: str, factor: int | str) -> None:
+def test_fast_paths_match_order_table(
+    n: int, order: str, factor: int | str, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from subpixel import _native
+
+    if native and not _native.available():
+        pytest.skip("compiled strided copy not built (no C compiler at install time)")
+    if not native:
+        monkeypatch.setattr(_native, "_strided_copy", None)
     factors = (2, 3, 1)[:n] if factor == "rect" and n > 1 else (3,) if factor == "rect" else None
     factors = factors or (int(factor),) * n
     batch = (2,)
@@ -363,15 +383,16 @@ def test_fast_paths_match_numpy(n: int, order: str, factor: int | str) -> None:
         first = fmt == "channels_first"
         x = _random_tensor(_shuffled_shape(batch, c * math.prod(factors), small, first), dtype)
         assert x.numel() >= 1 << 16
+        ref = _table_shuffle(x, factors, order, first)
         y = pixel_shuffle(x, factors, order=order, data_format=fmt)
-        y_np = pixel_shuffle(x.numpy(), factors, order=order, data_format=fmt)
-        np.testing.assert_array_equal(y.numpy(), y_np)
-        u = pixel_unshuffle(y, factors, order=order, data_format=fmt)
-        np.testing.assert_array_equal(u.numpy(), x.numpy())
-        w = _random_tensor(y.shape, dtype)
+        assert torch.equal(y, ref)
         np.testing.assert_array_equal(
-            pixel_unshuffle(w, factors, order=order, data_format=fmt).numpy(),
-            pixel_unshuffle(w.numpy(), factors, order=order, data_format=fmt),
+            pixel_shuffle(x.numpy(), factors, order=order, data_format=fmt), ref.numpy()
+        )
+        # the inverse, on the reference's output: must give x back exactly
+        assert torch.equal(pixel_unshuffle(ref, factors, order=order, data_format=fmt), x)
+        np.testing.assert_array_equal(
+            pixel_unshuffle(ref.numpy(), factors, order=order, data_format=fmt), x.numpy()
         )
 
 

@@ -43,6 +43,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from subpixel import _native
+
 __all__ = [
     "ORDER_ALIASES",
     "ShuffleSpec",
@@ -387,6 +389,13 @@ def _apply_torch(
     view, perm, out = plan
     if not _fast_path_ok(x) or x.numel() < 1 << 16:
         return x.reshape(view).permute(perm).reshape(out)
+    src = x.reshape(view).permute(perm)  # only splits dimensions: always a view
+    if _native.available():
+        if src.is_contiguous():  # nothing moves (factor 1, or order "wc" channels last)
+            return src.reshape(out)
+        dst = torch.empty(src.shape, dtype=x.dtype)
+        if _native.copy_into(dst, src):
+            return dst.view(out)
     if (
         not first
         and not inverse
@@ -398,7 +407,6 @@ def _apply_torch(
         # permuted copy here; it is the same pure data movement, so the values are equal.
         nchw = x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2)
         return F.pixel_shuffle(nchw, spec.factors[0]).permute(0, 2, 3, 1).reshape(out)
-    src = x.reshape(view).permute(perm)  # only splits dimensions: always a view
     dims = _split_dims(src.shape, src.stride())
     if not dims:
         return src.reshape(out)
@@ -417,7 +425,12 @@ def _shuffle_any(
     plan = _plan(x.shape, spec, first, inverse)  # validates against the caller's shape
     if isinstance(x, np.ndarray):
         view, perm, out = plan
-        return np.ascontiguousarray(np.transpose(x.reshape(view), perm)).reshape(out)
+        moved = np.transpose(x.reshape(view), perm)
+        if moved.size >= 1 << 16 and not moved.flags.c_contiguous:
+            copied = _native.copy_array(moved)
+            if copied is not None:
+                return copied.reshape(out)
+        return np.ascontiguousarray(moved).reshape(out)
     if x.ndim > 1 and not x.is_contiguous():
         # A channels-first tensor stored channels last (memory format channels_last or
         # channels_last_3d), or the other way round: shuffle the dense view in the other

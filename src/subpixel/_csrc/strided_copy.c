@@ -41,54 +41,78 @@ typedef struct {
     int64_t shape[MAX_DIMS];
     int64_t dst_st[MAX_DIMS]; /* bytes */
     int64_t src_st[MAX_DIMS]; /* bytes */
+    int64_t n_k, dst_k, src_k; /* K: the innermost outer dimension, looped inside a step */
     int mode;                 /* 0: rows (I == T), 1: tiles (I != T) */
     int64_t n_i, dst_i, src_i; /* inner dimension I (strides in bytes) */
     int64_t n_t, dst_t, src_t; /* dimension T (tiles only) */
-    int64_t t_chunk;          /* T is split into chunks of this size for load balance */
-    int64_t n_chunks;
+    int64_t k_chunk, n_kchunks; /* K, and T (tiles) or I (rows), are cut into chunks */
+    int64_t t_chunk, n_tchunks; /* when the outer dimensions give too few steps to share */
     int64_t itemsize;
     char *dst;
     const char *src;
     char *dense_dst;    /* when dst is one dense block: its start and size in bytes */
     int64_t dense_bytes;
     int threads;
+    int huge_pages;
 } Plan;
 
 typedef struct {
     const Plan *plan;
     int index;          /* thread number */
-    int64_t begin, end; /* work items: outer index * n_chunks + chunk */
+    int64_t begin, end; /* work items: (outer index, K chunk, T chunk), row-major */
 } Work;
 
 /* Fresh output memory (a new tensor) is not mapped yet: writing it takes a page fault per
  * 4 KiB page, and faults interleaved with the copy cost more than the copy itself (64 MiB:
- * about 16 ms of faults against 4-6 ms of copying on a 2-core VM). Mapping the pages first
- * with one madvise(MADV_POPULATE_WRITE) per thread halves that; the call keeps the memory's
- * contents, and when it is unsupported (Linux < 5.14) it fails harmlessly and the copy
- * faults as usual. */
-static void populate(const Plan *p, int index) {
-    if (!p->dense_dst || p->dense_bytes < ((int64_t)1 << 20)) return;
-    static long page = 0;
-    if (!page) page = sysconf(_SC_PAGESIZE);
-    uintptr_t start = (uintptr_t)p->dense_dst + (uintptr_t)(p->dense_bytes * index / p->threads);
-    uintptr_t end = (uintptr_t)p->dense_dst + (uintptr_t)(p->dense_bytes * (index + 1) / p->threads);
-    start = (start + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-    end &= ~((uintptr_t)page - 1);
-    if (end > start) madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+ * about 16 ms of faults against 4-6 ms of copying on a 2-core VM). So, before copying, the
+ * threads map their share of a large dense output in one go: madvise(MADV_HUGEPAGE) on its
+ * whole 2 MiB pages (transparent huge pages: 512 times fewer faults; a no-op where THP is
+ * off), then madvise(MADV_POPULATE_WRITE). Both keep the memory's contents and fail
+ * harmlessly on kernels without them; SUBPIXEL_NO_HUGEPAGES=1 skips the first. */
+#define POPULATE_MIN_BYTES ((int64_t)4 << 20)
+
+static void *populate_share(void *arg) {
+    const Work *w = (const Work *)arg;
+    const Plan *p = w->plan;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), huge = (uintptr_t)2 << 20;
+    uintptr_t start = (uintptr_t)p->dense_dst + (uintptr_t)(p->dense_bytes * w->index / p->threads);
+    uintptr_t end =
+        (uintptr_t)p->dense_dst + (uintptr_t)(p->dense_bytes * (w->index + 1) / p->threads);
+    start = (start + page - 1) & ~(page - 1);
+    end &= ~(page - 1);
+    if (end <= start) return NULL;
+    if (p->huge_pages) {
+        uintptr_t hs = (start + huge - 1) & ~(huge - 1), he = end & ~(huge - 1);
+        if (he > hs) madvise((void *)hs, he - hs, MADV_HUGEPAGE);
+    }
+    madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+    return NULL;
 }
 
 /* ---- tiles: dst[t * dT + i] = src[i * sI + t], strides in elements ---------------------- */
 
 #define TILE_FUNCS(NAME, TYPE)                                                                 \
+    /* nI a compile-time constant: nI streams of src, interleaved into dst */                  \
     static inline __attribute__((always_inline)) void tile_nI_##NAME(                          \
         TYPE *restrict d, const TYPE *restrict s, const int64_t nI, int64_t nT, int64_t dT,    \
         int64_t sI) {                                                                          \
+        if (dT == nI) { /* dst block dense: constant-stride stores, vectorised */             \
+            for (int64_t t = 0; t < nT; t++)                                                   \
+                for (int64_t i = 0; i < nI; i++) d[t * nI + i] = s[i * sI + t];                \
+            return;                                                                            \
+        }                                                                                      \
         for (int64_t t = 0; t < nT; t++)                                                       \
             for (int64_t i = 0; i < nI; i++) d[t * dT + i] = s[i * sI + t];                    \
     }                                                                                          \
+    /* nT a compile-time constant: src runs of nT spread over nT dst streams */                \
     static inline __attribute__((always_inline)) void tile_nT_##NAME(                          \
         TYPE *restrict d, const TYPE *restrict s, int64_t nI, const int64_t nT, int64_t dT,    \
         int64_t sI) {                                                                          \
+        if (sI == nT) { /* src block dense: constant-stride loads, vectorised */              \
+            for (int64_t t = 0; t < nT; t++)                                                   \
+                for (int64_t i = 0; i < nI; i++) d[t * dT + i] = s[i * nT + t];                \
+            return;                                                                            \
+        }                                                                                      \
         for (int64_t i = 0; i < nI; i++)                                                       \
             for (int64_t t = 0; t < nT; t++) d[t * dT + i] = s[i * sI + t];                    \
     }                                                                                          \
@@ -102,7 +126,8 @@ static void populate(const Plan *p, int index) {
                 TYPE *dd = d + t0 * dT + i0;                                                   \
                 const TYPE *ss = s + i0 * sI + t0;                                             \
                 if (bi == B && bt == B)                                                        \
-                    tile_nI_##NAME(dd, ss, B, B, dT, sI);                                      \
+                    for (int64_t t = 0; t < B; t++)                                            \
+                        for (int64_t i = 0; i < B; i++) dd[t * dT + i] = ss[i * sI + t];       \
                 else                                                                           \
                     for (int64_t t = 0; t < bt; t++)                                           \
                         for (int64_t i = 0; i < bi; i++) dd[t * dT + i] = ss[i * sI + t];      \
@@ -113,6 +138,17 @@ static void populate(const Plan *p, int index) {
                             int64_t sI) {                                                      \
         TYPE *d = (TYPE *)dv;                                                                  \
         const TYPE *s = (const TYPE *)sv;                                                      \
+        /* The loop over the longer of the two runs at run time; the other is unrolled. */   \
+        if (nT <= nI || nI > 8) {                                                              \
+            switch (nT) {                                                                      \
+            case 1: tile_nT_##NAME(d, s, nI, 1, dT, sI); return;                               \
+            case 2: tile_nT_##NAME(d, s, nI, 2, dT, sI); return;                               \
+            case 3: tile_nT_##NAME(d, s, nI, 3, dT, sI); return;                               \
+            case 4: tile_nT_##NAME(d, s, nI, 4, dT, sI); return;                               \
+            case 8: tile_nT_##NAME(d, s, nI, 8, dT, sI); return;                               \
+            default: break;                                                                    \
+            }                                                                                  \
+        }                                                                                      \
         switch (nI) {                                                                          \
         case 1: tile_nI_##NAME(d, s, 1, nT, dT, sI); return;                                   \
         case 2: tile_nI_##NAME(d, s, 2, nT, dT, sI); return;                                   \
@@ -120,13 +156,6 @@ static void populate(const Plan *p, int index) {
         case 4: tile_nI_##NAME(d, s, 4, nT, dT, sI); return;                                   \
         case 6: tile_nI_##NAME(d, s, 6, nT, dT, sI); return;                                   \
         case 8: tile_nI_##NAME(d, s, 8, nT, dT, sI); return;                                   \
-        default: break;                                                                        \
-        }                                                                                      \
-        switch (nT) {                                                                          \
-        case 2: tile_nT_##NAME(d, s, nI, 2, dT, sI); return;                                   \
-        case 3: tile_nT_##NAME(d, s, nI, 3, dT, sI); return;                                   \
-        case 4: tile_nT_##NAME(d, s, nI, 4, dT, sI); return;                                   \
-        case 8: tile_nT_##NAME(d, s, nI, 8, dT, sI); return;                                   \
         default: break;                                                                        \
         }                                                                                      \
         tile_blocked_##NAME(d, s, nI, nT, dT, sI);                                             \
@@ -159,37 +188,46 @@ static void generic_2d(char *d, const char *s, int64_t n_outer, int64_t d_o, int
             memcpy(d + o * d_o + i * d_i, s + o * s_o + i * s_i, (size_t)itemsize);
 }
 
-static void run_step(const Plan *p, char *d, const char *s, int64_t chunk) {
+static void run_step(const Plan *p, char *d, const char *s, int64_t kc, int64_t tc) {
+    const int64_t k0 = kc * p->k_chunk;
+    const int64_t nk = p->n_k - k0 < p->k_chunk ? p->n_k - k0 : p->k_chunk;
+    const int64_t t0 = tc * p->t_chunk;
+    d += k0 * p->dst_k;
+    s += k0 * p->src_k;
     if (p->mode == 0) {
-        const int64_t i0 = chunk * p->t_chunk;
-        const int64_t ni = p->n_i - i0 < p->t_chunk ? p->n_i - i0 : p->t_chunk;
-        d += i0 * p->dst_i;
-        s += i0 * p->src_i;
-        if (p->dst_i == p->itemsize && p->src_i == p->itemsize)
-            memcpy(d, s, (size_t)(ni * p->itemsize));
-        else
-            generic_2d(d, s, 1, 0, 0, ni, p->dst_i, p->src_i, p->itemsize);
+        const int64_t ni = p->n_i - t0 < p->t_chunk ? p->n_i - t0 : p->t_chunk;
+        d += t0 * p->dst_i;
+        s += t0 * p->src_i;
+        const int dense = p->dst_i == p->itemsize && p->src_i == p->itemsize;
+        for (int64_t k = 0; k < nk; k++, d += p->dst_k, s += p->src_k) {
+            if (dense)
+                memcpy(d, s, (size_t)(ni * p->itemsize));
+            else
+                generic_2d(d, s, 1, 0, 0, ni, p->dst_i, p->src_i, p->itemsize);
+        }
         return;
     }
-    const int64_t t0 = chunk * p->t_chunk;
     const int64_t nt = p->n_t - t0 < p->t_chunk ? p->n_t - t0 : p->t_chunk;
     d += t0 * p->dst_t;
     s += t0 * p->src_t;
     tile_fn f = tile_for(p->itemsize);
-    if (f && p->dst_i == p->itemsize && p->src_t == p->itemsize && p->dst_t % p->itemsize == 0 &&
-        p->src_i % p->itemsize == 0)
-        f(d, s, p->n_i, nt, p->dst_t / p->itemsize, p->src_i / p->itemsize);
-    else
-        generic_2d(d, s, nt, p->dst_t, p->src_t, p->n_i, p->dst_i, p->src_i, p->itemsize);
+    const int fast = f && p->dst_i == p->itemsize && p->src_t == p->itemsize &&
+                     p->dst_t % p->itemsize == 0 && p->src_i % p->itemsize == 0;
+    for (int64_t k = 0; k < nk; k++, d += p->dst_k, s += p->src_k) {
+        if (fast)
+            f(d, s, p->n_i, nt, p->dst_t / p->itemsize, p->src_i / p->itemsize);
+        else
+            generic_2d(d, s, nt, p->dst_t, p->src_t, p->n_i, p->dst_i, p->src_i, p->itemsize);
+    }
 }
 
 static void *run_work(void *arg) {
     const Work *w = (const Work *)arg;
     const Plan *p = w->plan;
-    populate(p, w->index);
     if (w->begin >= w->end) return NULL;
+    const int64_t per_outer = p->n_kchunks * p->n_tchunks;
     int64_t idx[MAX_DIMS];
-    int64_t outer = w->begin / p->n_chunks, chunk = w->begin % p->n_chunks;
+    int64_t outer = w->begin / per_outer, sub = w->begin % per_outer;
     int64_t rem = outer;
     char *d = p->dst;
     const char *s = p->src;
@@ -200,9 +238,9 @@ static void *run_work(void *arg) {
         s += idx[k] * p->src_st[k];
     }
     for (int64_t item = w->begin; item < w->end; item++) {
-        run_step(p, d, s, chunk);
-        if (++chunk < p->n_chunks) continue;
-        chunk = 0;
+        run_step(p, d, s, sub / p->n_tchunks, sub % p->n_tchunks);
+        if (++sub < per_outer) continue;
+        sub = 0;
         for (int k = p->ndim - 1; k >= 0; k--) { /* odometer */
             d += p->dst_st[k];
             s += p->src_st[k];
@@ -213,6 +251,39 @@ static void *run_work(void *arg) {
         }
     }
     return NULL;
+}
+
+/* fn(&work[k]) for every k, on k threads (the caller's thread included). */
+static void run_threads(void *(*fn)(void *), Work *work, int threads) {
+    pthread_t tid[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int k = 1; k < threads; k++) started[k] = pthread_create(&tid[k], NULL, fn, &work[k]) == 0;
+    fn(&work[0]);
+    for (int k = 1; k < threads; k++) {
+        if (started[k])
+            pthread_join(tid[k], NULL);
+        else
+            fn(&work[k]); /* could not start a thread: do its share here */
+    }
+}
+
+/* Length in bytes of the contiguous streams in which loops over dims[0..n) (outermost first)
+ * around a tile of `run` contiguous bytes walk an array with byte strides `st`. A loop that
+ * continues the stream lengthens it; a short loop elsewhere interleaves a few streams (at
+ * most 16 in all); any other loop ends the stream. */
+static int64_t stream_run(const int *dims, int n, const int64_t *sh, const int64_t *st,
+                          int64_t run) {
+    int64_t streams = 1;
+    for (int q = n - 1; q >= 0; q--) {
+        const int k = dims[q];
+        if (llabs(st[k]) == run)
+            run *= sh[k];
+        else if (sh[k] <= 8 && streams * sh[k] <= 16)
+            streams *= sh[k];
+        else
+            break;
+    }
+    return run;
 }
 
 /* Merge, order and classify the dimensions. Returns -1 for an empty copy. */
@@ -262,16 +333,48 @@ static int make_plan(Plan *p, int ndim, const int64_t *shape, const int64_t *dst
     if (p->mode == 1) {
         p->n_t = sh[t_dim]; p->dst_t = ds[t_dim]; p->src_t = ss[t_dim];
     }
+    /* The outer dimensions, outermost first: in the destination's order (writes run
+     * sequentially, reads come from several streams), or in the source's (the other way
+     * round), whichever leaves the other array with the longer contiguous streams. A shuffle
+     * reads ∏r channel planes into one interleaved output (destination order); its inverse
+     * is the mirror image (source order). */
+    int outer[MAX_DIMS], n_outer_dims = 0;
+    for (int k = 0; k < inner; k++)
+        if (!(p->mode == 1 && k == t_dim)) outer[n_outer_dims++] = k;
+    int by_src[MAX_DIMS];
+    memcpy(by_src, outer, sizeof(int) * (size_t)n_outer_dims);
+    for (int a = 1; a < n_outer_dims; a++) /* stable: equal strides keep destination order */
+        for (int b = a; b > 0 && llabs(ss[by_src[b]]) > llabs(ss[by_src[b - 1]]); b--) {
+            int t = by_src[b]; by_src[b] = by_src[b - 1]; by_src[b - 1] = t;
+        }
+    /* Tile extents: contiguous bytes of one I x T tile in each array. */
+    int64_t src_run = p->mode == 1 ? sh[t_dim] * llabs(ss[t_dim]) : sh[inner] * llabs(ss[inner]);
+    if (p->mode == 1 && llabs(ss[inner]) == src_run) src_run *= sh[inner];
+    int64_t dst_run = sh[inner] * llabs(ds[inner]);
+    if (p->mode == 1 && llabs(ds[t_dim]) == dst_run) dst_run *= sh[t_dim];
+    if (p->mode == 0) src_run = dst_run = sh[inner] * itemsize;
+    const int64_t src_stream = stream_run(outer, n_outer_dims, sh, ss, src_run);
+    const int64_t dst_stream = stream_run(by_src, n_outer_dims, sh, ds, dst_run);
+    const int *order = dst_stream > src_stream ? by_src : outer;
     p->ndim = 0;
-    for (int k = 0; k < inner; k++) {
-        if (p->mode == 1 && k == t_dim) continue;
+    for (int q = 0; q < n_outer_dims; q++) {
+        const int k = order[q];
         p->shape[p->ndim] = sh[k];
         p->dst_st[p->ndim] = ds[k];
         p->src_st[p->ndim] = ss[k];
         p->ndim++;
     }
-    p->t_chunk = p->mode == 1 ? p->n_t : p->n_i; /* the dimension split for load balance */
-    p->n_chunks = 1;
+    p->n_k = 1; p->dst_k = 0; p->src_k = 0;
+    if (p->ndim > 0) {
+        p->ndim--;
+        p->n_k = p->shape[p->ndim];
+        p->dst_k = p->dst_st[p->ndim];
+        p->src_k = p->src_st[p->ndim];
+    }
+    p->k_chunk = p->n_k;
+    p->n_kchunks = 1;
+    p->t_chunk = p->mode == 1 ? p->n_t : p->n_i;
+    p->n_tchunks = 1;
     return 0;
 }
 
@@ -326,21 +429,29 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
 
     int64_t n_outer = 1;
     for (int k = 0; k < p.ndim; k++) n_outer *= p.shape[k];
-    int64_t total = n_outer * p.n_i * p.n_t;
+    const int64_t total = n_outer * p.n_k * p.n_i * p.n_t;
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (total < ((int64_t)1 << 15)) threads = 1;
-    const int64_t n_split = p.mode == 1 ? p.n_t : p.n_i;
-    if (n_outer < 8 * threads && n_split >= 64) {
-        /* Few outer steps: split T (tiles) or the rows too, so that every thread gets work. */
-        int64_t want = (8 * threads + n_outer - 1) / n_outer;
-        p.t_chunk = (n_split + want - 1) / want;
-        if (p.t_chunk < 16) p.t_chunk = 16;
-        p.n_chunks = (n_split + p.t_chunk - 1) / p.t_chunk;
+    /* Enough steps for the threads to share evenly: cut K, then T (or the rows), if needed. */
+    const int64_t want = 8 * (int64_t)threads;
+    if (threads > 1 && n_outer < want && p.n_k > 1) {
+        int64_t parts = (want + n_outer - 1) / n_outer;
+        p.k_chunk = (p.n_k + parts - 1) / parts;
+        p.n_kchunks = (p.n_k + p.k_chunk - 1) / p.k_chunk;
     }
-    int64_t items = n_outer * p.n_chunks;
+    const int64_t n_split = p.mode == 1 ? p.n_t : p.n_i;
+    const int64_t steps = n_outer * p.n_kchunks;
+    if (threads > 1 && steps < want && n_split >= 64) {
+        int64_t parts = (want + steps - 1) / steps;
+        p.t_chunk = (n_split + parts - 1) / parts;
+        if (p.t_chunk < 16) p.t_chunk = 16;
+        p.n_tchunks = (n_split + p.t_chunk - 1) / p.t_chunk;
+    }
+    int64_t items = steps * p.n_tchunks;
     if (threads > items) threads = (int)items;
     p.threads = threads;
+    p.huge_pages = 0;
     p.dense_dst = NULL;
     p.dense_bytes = 0;
     { /* Is dst one dense block (every byte of [start, start + numel * itemsize) an element)? */
@@ -357,8 +468,6 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
     }
 
     Work work[MAX_THREADS];
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
     Py_BEGIN_ALLOW_THREADS
     for (int k = 0; k < threads; k++) {
         work[k].plan = &p;
@@ -366,15 +475,12 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
         work[k].begin = items * k / threads;
         work[k].end = items * (k + 1) / threads;
     }
-    for (int k = 1; k < threads; k++)
-        started[k] = pthread_create(&tid[k], NULL, run_work, &work[k]) == 0;
-    run_work(&work[0]);
-    for (int k = 1; k < threads; k++) {
-        if (started[k])
-            pthread_join(tid[k], NULL);
-        else
-            run_work(&work[k]); /* could not start a thread: do its share here */
+    if (p.dense_dst && p.dense_bytes >= POPULATE_MIN_BYTES) {
+        const char *no_huge = getenv("SUBPIXEL_NO_HUGEPAGES");
+        p.huge_pages = !(no_huge && no_huge[0] && strcmp(no_huge, "0") != 0);
+        run_threads(populate_share, work, threads);
     }
+    run_threads(run_work, work, threads);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
