@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
+import os
 import platform
 import statistics
 import subprocess
@@ -34,11 +35,14 @@ import torch
 import torch.nn.functional as F
 
 import subpixel
+from subpixel import _native
 
 SPATIAL = {1: "w", 2: "hw", 3: "dhw"}
 # (batch, output channels, small spatial sizes) giving 16 Mi elements (64 MB of float32) at r=2.
 BASE_SHAPES = {1: (8, 16, (65536,)), 2: (4, 16, (256, 256)), 3: (1, 16, (32, 64, 64))}
 TARGET_RATIO = 1.1
+# Environment variables that change how fresh memory is mapped (printed with the results).
+MEMORY_ENV = ("SUBPIXEL_NO_HUGEPAGES", "THP_MEM_ALLOC_ENABLE", "MALLOC_MMAP_THRESHOLD_")
 
 
 @dataclass
@@ -157,6 +161,29 @@ def print_header(args: argparse.Namespace) -> None:
         print(f"# CUDA device {torch.cuda.get_device_name()}")
     print(f"# command: {' '.join([sys.executable.rsplit('/', 1)[-1], *sys.argv])}")
     print(f"# ~{args.mb:g} MB float32, factor {args.factor}, medians of {args.repeats} repeats")
+    print(f"# compiled strided copy: {'yes' if _native.available() else 'no (PyTorch copies)'}")
+    print(f"# memory: {memory_settings()}")
+
+
+def memory_settings() -> str:
+    """The settings that decide how fresh memory is mapped (they move every number here)."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            thp = f.read().strip()
+    except OSError:
+        thp = "unknown"
+    env = {k: os.environ[k] for k in MEMORY_ENV if k in os.environ}
+    return f"transparent_hugepage {thp}; env {env or 'default'}"
+
+
+def warm_up(device: str, mb: float) -> None:
+    """First-use costs of the process (allocator growth, the kernel's first huge pages),
+    which would otherwise land on the first row."""
+    x = torch.randn(int(mb * 2**20) // 4, device=device).reshape(-1, 64, 16, 16)
+    for _ in range(3):
+        subpixel.pixel_shuffle(x, 2)
+        x.clone()
+    _sync(device)
 
 
 def format_row(row: Row, markdown: bool) -> str:
@@ -222,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(f"{c:>14}" if i == 5 else f"{c:>9}" for i, c in enumerate(HEADER)))
     rows: list[Row] = []
     start = time.perf_counter()
+    for device in devices:
+        warm_up(device, args.mb)
     for device, n in itertools.product(devices, args.n):
         orders = args.orders or ["".join(p) for p in itertools.permutations("c" + SPATIAL[n])]
         for order in orders:

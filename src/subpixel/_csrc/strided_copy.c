@@ -54,6 +54,7 @@ typedef struct {
     int64_t dense_bytes;
     int threads;
     int huge_pages;
+    int aligned; /* addresses and strides are multiples of the item's alignment */
 } Plan;
 
 typedef struct {
@@ -134,32 +135,39 @@ static void *populate_share(void *arg) {
             }                                                                                  \
         }                                                                                      \
     }                                                                                          \
-    static void tile_##NAME(void *dv, const void *sv, int64_t nI, int64_t nT, int64_t dT,      \
-                            int64_t sI) {                                                      \
-        TYPE *d = (TYPE *)dv;                                                                  \
-        const TYPE *s = (const TYPE *)sv;                                                      \
+    /* nK tiles, dK/sK bytes apart: the loop over K is inside the specialised code. */     \
+    static void tile_##NAME(char *dk, const char *sk, int64_t nI, int64_t nT, int64_t dT,      \
+                            int64_t sI, int64_t nK, int64_t dK, int64_t sK) {                  \
         /* The loop over the longer of the two runs at run time; the other is unrolled. */   \
         if (nT <= nI || nI > 8) {                                                              \
             switch (nT) {                                                                      \
-            case 1: tile_nT_##NAME(d, s, nI, 1, dT, sI); return;                               \
-            case 2: tile_nT_##NAME(d, s, nI, 2, dT, sI); return;                               \
-            case 3: tile_nT_##NAME(d, s, nI, 3, dT, sI); return;                               \
-            case 4: tile_nT_##NAME(d, s, nI, 4, dT, sI); return;                               \
-            case 8: tile_nT_##NAME(d, s, nI, 8, dT, sI); return;                               \
+            case 1: K_LOOP(TYPE, tile_nT_##NAME(d, s, nI, 1, dT, sI));                         \
+            case 2: K_LOOP(TYPE, tile_nT_##NAME(d, s, nI, 2, dT, sI));                         \
+            case 3: K_LOOP(TYPE, tile_nT_##NAME(d, s, nI, 3, dT, sI));                         \
+            case 4: K_LOOP(TYPE, tile_nT_##NAME(d, s, nI, 4, dT, sI));                         \
+            case 8: K_LOOP(TYPE, tile_nT_##NAME(d, s, nI, 8, dT, sI));                         \
             default: break;                                                                    \
             }                                                                                  \
         }                                                                                      \
         switch (nI) {                                                                          \
-        case 1: tile_nI_##NAME(d, s, 1, nT, dT, sI); return;                                   \
-        case 2: tile_nI_##NAME(d, s, 2, nT, dT, sI); return;                                   \
-        case 3: tile_nI_##NAME(d, s, 3, nT, dT, sI); return;                                   \
-        case 4: tile_nI_##NAME(d, s, 4, nT, dT, sI); return;                                   \
-        case 6: tile_nI_##NAME(d, s, 6, nT, dT, sI); return;                                   \
-        case 8: tile_nI_##NAME(d, s, 8, nT, dT, sI); return;                                   \
+        case 1: K_LOOP(TYPE, tile_nI_##NAME(d, s, 1, nT, dT, sI));                             \
+        case 2: K_LOOP(TYPE, tile_nI_##NAME(d, s, 2, nT, dT, sI));                             \
+        case 3: K_LOOP(TYPE, tile_nI_##NAME(d, s, 3, nT, dT, sI));                             \
+        case 4: K_LOOP(TYPE, tile_nI_##NAME(d, s, 4, nT, dT, sI));                             \
+        case 6: K_LOOP(TYPE, tile_nI_##NAME(d, s, 6, nT, dT, sI));                             \
+        case 8: K_LOOP(TYPE, tile_nI_##NAME(d, s, 8, nT, dT, sI));                             \
         default: break;                                                                        \
         }                                                                                      \
-        tile_blocked_##NAME(d, s, nI, nT, dT, sI);                                             \
+        K_LOOP(TYPE, tile_blocked_##NAME(d, s, nI, nT, dT, sI));                               \
     }
+
+#define K_LOOP(TYPE, CALL)                                                                     \
+    for (int64_t k = 0; k < nK; k++) {                                                         \
+        TYPE *d = (TYPE *)(dk + k * dK);                                                       \
+        const TYPE *s = (const TYPE *)(sk + k * sK);                                           \
+        CALL;                                                                                  \
+    }                                                                                          \
+    return
 
 TILE_FUNCS(u8, uint8_t)
 TILE_FUNCS(u16, uint16_t)
@@ -167,7 +175,8 @@ TILE_FUNCS(u32, uint32_t)
 TILE_FUNCS(u64, uint64_t)
 TILE_FUNCS(u128, u128)
 
-typedef void (*tile_fn)(void *, const void *, int64_t, int64_t, int64_t, int64_t);
+typedef void (*tile_fn)(char *, const char *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                        int64_t);
 
 static tile_fn tile_for(int64_t itemsize) {
     switch (itemsize) {
@@ -210,15 +219,14 @@ static void run_step(const Plan *p, char *d, const char *s, int64_t kc, int64_t 
     const int64_t nt = p->n_t - t0 < p->t_chunk ? p->n_t - t0 : p->t_chunk;
     d += t0 * p->dst_t;
     s += t0 * p->src_t;
-    tile_fn f = tile_for(p->itemsize);
-    const int fast = f && p->dst_i == p->itemsize && p->src_t == p->itemsize &&
-                     p->dst_t % p->itemsize == 0 && p->src_i % p->itemsize == 0;
-    for (int64_t k = 0; k < nk; k++, d += p->dst_k, s += p->src_k) {
-        if (fast)
-            f(d, s, p->n_i, nt, p->dst_t / p->itemsize, p->src_i / p->itemsize);
-        else
-            generic_2d(d, s, nt, p->dst_t, p->src_t, p->n_i, p->dst_i, p->src_i, p->itemsize);
+    tile_fn f = p->aligned ? tile_for(p->itemsize) : NULL;
+    if (f && p->dst_i == p->itemsize && p->src_t == p->itemsize) {
+        f(d, s, p->n_i, nt, p->dst_t / p->itemsize, p->src_i / p->itemsize, nk, p->dst_k,
+          p->src_k);
+        return;
     }
+    for (int64_t k = 0; k < nk; k++, d += p->dst_k, s += p->src_k)
+        generic_2d(d, s, nt, p->dst_t, p->src_t, p->n_i, p->dst_i, p->src_i, p->itemsize);
 }
 
 static void *run_work(void *arg) {
@@ -426,6 +434,12 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
     if (make_plan(&p, (int)ndim, shape, dst_st, src_st, itemsize) < 0) Py_RETURN_NONE;
     p.dst = (char *)(uintptr_t)dst_ptr;
     p.src = (const char *)(uintptr_t)src_ptr;
+    {
+        const int64_t align = itemsize >= 8 ? 8 : itemsize; /* u128 is two uint64_t */
+        int64_t bits = (int64_t)(dst_ptr | src_ptr);
+        for (int k = 0; k < (int)ndim; k++) bits |= dst_st[k] | src_st[k];
+        p.aligned = (itemsize & (itemsize - 1)) == 0 && bits % align == 0;
+    }
 
     int64_t n_outer = 1;
     for (int k = 0; k < p.ndim; k++) n_outer *= p.shape[k];
