@@ -425,12 +425,12 @@ def _shuffle_any(
     plan = _plan(x.shape, spec, first, inverse)  # validates against the caller's shape
     if isinstance(x, np.ndarray):
         view, perm, out = plan
-        moved = np.transpose(x.reshape(view), perm)
-        if moved.size >= 1 << 16 and not moved.flags.c_contiguous:
-            copied = _native.copy_array(moved)
+        permuted = np.transpose(x.reshape(view), perm)
+        if permuted.size >= 1 << 16 and not permuted.flags.c_contiguous:
+            copied = _native.copy_array(permuted)
             if copied is not None:
                 return copied.reshape(out)
-        return np.ascontiguousarray(moved).reshape(out)
+        return np.ascontiguousarray(permuted).reshape(out)
     if x.ndim > 1 and not x.is_contiguous():
         # A channels-first tensor stored channels last (memory format channels_last or
         # channels_last_3d), or the other way round: shuffle the dense view in the other
