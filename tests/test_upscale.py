@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -515,3 +516,84 @@ def test_rgb_model_runs_on_rgb_directly() -> None:
     assert np.allclose(upscale(img, weights=m), ref.numpy(), atol=1e-6)
     grey = upscale(img[..., 0], weights=m)  # replicated to RGB, luma of the result
     assert grey.shape == (18, 22)
+
+
+# -- the fused 8-bit RGB route ----------------------------------------------------------------
+
+
+def _float_route(engine: object, img: np.ndarray, tile: int) -> np.ndarray:
+    """The engine's float path (float blocks in [0, 1], rounded after): the reference."""
+    from subpixel._upscale.tiling import iter_strips
+
+    eng: Any = engine
+    src = img[None]
+    out = np.empty((1, img.shape[0] * eng.scale, img.shape[1] * eng.scale, 3), np.uint8)
+    for row, strip in iter_strips(
+        src,
+        eng.block,
+        scale=eng.scale,
+        tile=tile,
+        overlap=eng.overlap,
+        out_dtype=np.dtype(np.uint8),
+        device=eng.device,
+    ):
+        out[:, row : row + strip.shape[1]] = strip
+    return out[0]
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["kernel", "torch"])
+@pytest.mark.parametrize(("scale", "chroma"), [(2, "bicubic-matlab"), (3, "bicubic-opencv")])
+def test_rgb8_route_agrees_with_float_route(
+    scale: int, chroma: str, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uint8 RGB skips the float blocks; tiled or not, within one level of the float path."""
+    from subpixel import _native
+
+    if native and not _native.pipeline_available():
+        pytest.skip("subpixel._pipeline was not built")
+    if not native:
+        monkeypatch.setattr(_native, "_pipeline", None)
+    rng = np.random.default_rng(10 + scale)
+    smooth = np.kron(rng.integers(0, 256, (12, 15, 3)), np.ones((5, 5, 1)))
+    img = np.clip(smooth + rng.normal(0, 20, smooth.shape), 0, 255).astype(np.uint8)  # 60×75
+    up = Upscaler(_model(scale), pipeline=Pipeline(chroma=chroma), tile=0)
+    eng = up.engine
+    refs = {tile: _float_route(eng, img, tile) for tile in (0, 16)}
+    calls: list[tuple[int, ...]] = []
+    rgb8 = eng.rgb8
+    monkeypatch.setattr(eng, "rgb8", lambda lr, sr: (calls.append(lr.shape), rgb8(lr, sr)))
+
+    def no_float(x: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("the float path was used for uint8 RGB")
+
+    monkeypatch.setattr(eng, "block", no_float)
+    assert eng.uses_rgb8(img[None])
+    whole = up(img)
+    assert calls == [img.shape]
+    eng.tile = 16
+    tiled = up(img)
+    assert len(calls) == 1 + 4 * 5  # 60×75 in 16-pixel tiles
+    frozen = img.copy()
+    frozen.flags.writeable = False  # e.g. an array that views a decoded file
+    assert np.array_equal(up(frozen), tiled)
+    for got, ref in ((whole, refs[0]), (tiled, refs[16]), (tiled, whole)):
+        diff = np.abs(got.astype(int) - ref.astype(int))
+        assert got.shape == (60 * scale, 75 * scale, 3) and got.dtype == np.uint8
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    # the strips that files are written from are the same pixels
+    strips = list(eng.strips(img[None]))
+    assert [r for r, _ in strips] == list(range(0, 60 * scale, 16 * scale))
+    assert np.array_equal(np.concatenate([s[0] for _, s in strips]), tiled)
+
+
+def test_rgb8_route_only_for_8bit_rgb_with_a_fused_model() -> None:
+    img = np.zeros((1, 4, 5, 3), np.uint8)
+    eng = Upscaler(_model(2)).engine
+    assert eng.uses_rgb8(img) and eng.uses_rgb8(np.zeros((1, 4, 5, 4), np.uint8))  # RGBA colours
+    assert not eng.uses_rgb8(img, out_dtype=np.dtype(np.float32))
+    for other in (img.astype(np.uint16), img.astype(np.float32), img[..., :1], img[..., :2]):
+        assert not eng.uses_rgb8(other)
+    opencv = Pipeline(color="opencv-ycrcb", chroma="bilinear-opencv")  # OpenCV's uint8 steps
+    assert not Upscaler(_model(2), pipeline=opencv).engine.uses_rgb8(img)
+    prelu = get_model("espcn", scale=2, activation="prelu")
+    assert not Upscaler(prelu).engine.uses_rgb8(img)  # not ESPCN-like: the plain model

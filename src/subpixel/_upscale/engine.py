@@ -2,7 +2,10 @@
 
 :class:`Engine` wraps a model with its factor, :class:`~subpixel._upscale.pipeline.Pipeline`,
 device and tile settings, and turns ``(N, H, W, C)`` arrays (C = 1 grey, 2 grey+alpha,
-3 RGB, 4 RGBA) into their upscaled versions tile by tile.
+3 RGB, 4 RGBA) into their upscaled versions tile by tile. 8-bit RGB (and RGBA's colours)
+with an ESPCN-like model take the fused uint8 path of :class:`~subpixel.fast.FastUpscaler`
+(levels in, rounded levels out, no float copy of the image); everything else goes through
+float blocks in [0, 1].
 
 Example:
     >>> import numpy as np
@@ -21,7 +24,14 @@ import torch
 from torch import nn
 
 from subpixel._upscale.pipeline import Pipeline, opencv_levels
-from subpixel._upscale.tiling import MIN_OVERLAP, iter_strips, receptive_radius
+from subpixel._upscale.tiling import (
+    MIN_OVERLAP,
+    from_unit,
+    iter_image_strips,
+    iter_strips,
+    receptive_radius,
+    to_unit,
+)
 from subpixel.fast import CHROMA_MODES, fast_upscaler_for
 
 __all__ = ["DEFAULT_TILE", "Engine"]
@@ -151,12 +161,63 @@ class Engine:
         out = opencv_levels(levels, y_model, self.scale)
         return torch.from_numpy(out).to(self.device).permute(0, 3, 1, 2).float() / 255
 
+    def uses_rgb8(self, src: np.ndarray, out_dtype: np.dtype | None = None) -> bool:
+        """Whether ``src`` ``(N, H, W, C)`` goes through the fused uint8 path (:meth:`rgb8`).
+
+        8-bit RGB, and the colours of 8-bit RGBA (so that adding an alpha channel does not
+        change them), when the model and pipeline have a fused path.
+        """
+        return (
+            self._fast_rgb
+            and src.dtype == np.uint8
+            and src.shape[-1] in (3, 4)
+            and (out_dtype is None or np.dtype(out_dtype) == np.uint8)
+        )
+
+    @property
+    def fused_rgb8(self) -> bool:
+        """Whether 8-bit RGB images go through the fused uint8 path, one image at a time."""
+        return self._fast_rgb
+
+    @torch.no_grad()
+    def rgb8(self, lr: np.ndarray, sr: np.ndarray) -> None:
+        """Upscale one ``(h, w, C)`` uint8 RGB(A) image into ``sr`` ``(s·h, s·w, C)`` uint8.
+
+        Both may be views with row strides of larger arrays (tiles, strips). The colours
+        are rounded in the fused kernel: within one level of :meth:`block` followed by
+        rounding; alpha is :meth:`block`'s bicubic alpha, rounded the same way.
+        """
+        assert self.fast is not None
+        if lr.shape[-1] == 4:
+            colour = np.empty((*sr.shape[:2], 3), np.uint8)
+            self.rgb8(lr[..., :3], colour)
+            sr[..., :3] = colour
+            alpha = torch.from_numpy(to_unit(lr[..., 3]))[None, None].to(self.device)
+            up = self.pipeline.resample(alpha, self.scale)
+            sr[..., 3] = from_unit(up[0, 0], np.dtype(np.uint8))
+            return
+        if not lr.flags.writeable:  # torch shares the memory and warns about read-only arrays
+            lr = lr.copy()
+        src = torch.from_numpy(lr)
+        if self.device.type == "cpu":
+            self.fast.upscale_tensor(src, torch.from_numpy(sr))
+        else:
+            sr[...] = self.fast.upscale_tensor(src).cpu().numpy()
+
     def strips(
         self, src: np.ndarray, *, out_dtype: np.dtype | None = None, tile: int | None = None
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Output strips of ``src`` ``(N, H, W, C)``; see :func:`tiling.iter_strips`."""
         if src.ndim != 4 or src.shape[-1] not in (1, 2, 3, 4):
             raise ValueError(f"expected (N, H, W, C) with C in 1..4, got shape {src.shape}")
+        if self.uses_rgb8(src, out_dtype):
+            return iter_image_strips(
+                src,
+                self.rgb8,
+                scale=self.scale,
+                tile=self.tile if tile is None else tile,
+                overlap=self.overlap,
+            )
         exact = self.pipeline.opencv_exact and src.dtype == np.uint8
         return iter_strips(
             src,
@@ -172,6 +233,13 @@ class Engine:
         """Upscale ``(N, H, W, C)`` into a new ``(N, s·H, s·W, C)`` array of the same dtype."""
         n, h, w, c = src.shape
         out = np.empty((n, h * self.scale, w * self.scale, c), dtype=src.dtype)
+        if self.uses_rgb8(src):  # written in place, strip by strip
+            t = self.tile if tile is None else tile
+            for _ in iter_image_strips(
+                src, self.rgb8, scale=self.scale, tile=t, overlap=self.overlap, out=out
+            ):
+                pass
+            return out
         for row, strip in self.strips(src, tile=tile):
             out[:, row : row + strip.shape[1]] = strip
         return out

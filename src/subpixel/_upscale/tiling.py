@@ -24,7 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MIN_OVERLAP", "from_unit", "iter_strips", "receptive_radius", "to_unit"]
+__all__ = [
+    "MIN_OVERLAP",
+    "from_unit",
+    "iter_image_strips",
+    "iter_strips",
+    "receptive_radius",
+    "to_unit",
+]
 
 #: The overlap bicubic resampling needs (its kernel reaches 2 input pixels, plus 1 spare).
 MIN_OVERLAP = 3
@@ -116,4 +123,55 @@ def iter_strips(
                 0, 2, 3, 1
             )
             strip[:, :, x0 * s : x1 * s] = from_unit(core, out_dtype)
+        yield y0 * s, strip
+
+
+def iter_image_strips(
+    src: np.ndarray,
+    image_fn: Callable[[np.ndarray, np.ndarray], None],
+    *,
+    scale: int,
+    tile: int,
+    overlap: int,
+    out: np.ndarray | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`iter_strips` for a function that upscales one image into a given output.
+
+    The same tiles and overlap, but no conversion to float: ``image_fn(lr, sr)`` fills the
+    ``(s·h, s·w, C)`` array ``sr`` from the ``(h, w, C)`` array ``lr``, both of ``src``'s
+    dtype and possibly views with row strides of a larger array. A tile without overlap
+    (an image in one tile) is written straight into the strip; others go through a buffer
+    whose core is copied out.
+
+    Args:
+        src: input ``(N, H, W, C)``.
+        image_fn: fills its second argument with the upscaled first one.
+        scale, tile, overlap: as for :func:`iter_strips`.
+        out: the whole ``(N, s·H, s·W, C)`` output to write into (the strips are then its
+            views); default: a new array per strip.
+
+    Yields:
+        ``(row, strip)``: the first output row and a ``(N, rows, s·W, C)`` array of
+        ``src``'s dtype.
+    """
+    n, h, w, c = src.shape
+    s = scale
+    cols = _spans(w, tile)
+    for y0, y1 in _spans(h, tile):
+        if out is None:
+            strip = np.empty((n, (y1 - y0) * s, w * s, c), dtype=src.dtype)
+        else:
+            strip = out[:, y0 * s : y1 * s]
+        ya, yb = max(0, y0 - overlap), min(h, y1 + overlap)
+        for x0, x1 in cols:
+            xa, xb = max(0, x0 - overlap), min(w, x1 + overlap)
+            direct = (ya, yb, xa, xb) == (y0, y1, x0, x1)
+            buf = None if direct else np.empty(((yb - ya) * s, (xb - xa) * s, c), src.dtype)
+            for i in range(n):
+                dst = strip[i, :, x0 * s : x1 * s]
+                if buf is None:
+                    image_fn(src[i, ya:yb, xa:xb], dst)
+                else:
+                    image_fn(src[i, ya:yb, xa:xb], buf)
+                    dst[...] = buf[(y0 - ya) * s : (y1 - ya) * s, (x0 - xa) * s : (x1 - xa) * s]
         yield y0 * s, strip
