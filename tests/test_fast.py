@@ -140,6 +140,28 @@ def test_int8_close_to_fp32(scale: int, activation: str) -> None:
     assert _psnr(out.clamp(0, 1), ref.clamp(0, 1)) > 40.0
 
 
+def test_int8_weight_rounding_beats_nearest_on_correlated_inputs() -> None:
+    """GPTQ-style rounding: integer codes in [-127, 127] whose output error on inputs with
+    the given correlations is below that of rounding each weight to its nearest code."""
+    from subpixel.fast import _gptq
+
+    g = torch.Generator().manual_seed(0)
+    # smooth 5×5 patches (strongly correlated taps), like those of photographs
+    x = F.avg_pool2d(torch.rand(64, 1, 40, 40, generator=g, dtype=torch.float64), 5, 1)
+    cols = F.unfold(x, 5).transpose(1, 2).reshape(-1, 25)
+    moments = cols.T @ cols / cols.shape[0]
+    w = torch.randn(16, 25, generator=g, dtype=torch.float64)
+    step = w.abs().amax(1) / 127.0
+    codes = _gptq(w, moments, step)
+    assert torch.equal(codes, codes.round()) and codes.abs().max() <= 127
+    nearest = torch.round(w / step[:, None])
+
+    def err(c: torch.Tensor) -> float:
+        return float(((cols @ (w - c * step[:, None]).T) ** 2).mean())
+
+    assert err(codes) < 0.5 * err(nearest)
+
+
 def test_int8_custom_calibration() -> None:
     model = _model(2, "relu")
     y = _smooth_image(16, 16)
@@ -416,7 +438,9 @@ def test_native_pipeline_equals_torch_path_and_float64(
     assert got.shape == (size[0] * scale, size[1] * scale, 3) and got.dtype == np.uint8
     torch_path = _fallback(up, rgb, monkeypatch)
     assert _max_level_diff(got, torch_path) <= 1
-    assert _exact_fraction(got, torch_path) > 0.995
+    # an int8 first layer rounds Y to 8 bits: a 1-ulp difference of Y can flip one code,
+    # which moves the levels of a whole 5×5·s² neighbourhood by one
+    assert _exact_fraction(got, torch_path) > (0.98 if precision == "int8" else 0.995)
     # the reference runs the same network (int8 too) on float64-computed Y; all the rest is
     # float64 and independent of subpixel.fast
     if precision == "fp32":
@@ -424,7 +448,7 @@ def test_native_pipeline_equals_torch_path_and_float64(
     else:
         ref, _ = _plain_from_y(lambda y: up.net(y.float()), rgb, scale, opencv)
     assert _max_level_diff(got, ref) <= 1
-    assert _exact_fraction(got, ref) > 0.99
+    assert _exact_fraction(got, ref) > (0.98 if precision == "int8" else 0.99)
 
 
 @needs_kernel
