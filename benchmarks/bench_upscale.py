@@ -25,10 +25,12 @@ stages. A second table therefore runs each stage *alone* over the same frames: d
 the model (``Engine.run`` in the batches the tool uses) and encoding with the tool's codec
 settings (H.264, CRF 18, 4:2:0, x264's default preset ``medium``), also with faster x264
 presets, giving their file size and PSNR against the frames they encode, so that the cost
-of the encoder's preset can be judged. A third table gives the engine's overhead per 1080p
-frame: :class:`~subpixel.fast.FastUpscaler` called directly, ``Engine.run`` (the fused
-uint8 route, whole frame and default tiles), and the float route the engine used before
-(float tiles through ``FastUpscaler.block``, rounded afterwards).
+of the encoder's preset can be judged. ``--float-route`` adds video rows through the
+engine's former route (float tiles, shrunk for the batch) for a before/after. A third table
+gives the engine's overhead per 1080p frame: :class:`~subpixel.fast.FastUpscaler` called
+directly, ``Engine.run`` (the fused uint8 route, whole frame and default tiles), and the
+float route the engine used before (float tiles through ``FastUpscaler.block``, rounded
+afterwards).
 
 Input videos are 1080p-output clips (960×540 for ×2, 640×360 for ×3, 480×270 for ×4)
 panning across pictures from ``$SUBPIXEL_DATA/sr`` (a synthetic pattern without it),
@@ -37,6 +39,7 @@ encoded as H.264 CRF 18 first (not timed).
 Run:
     SUBPIXEL_DATA=/work/shared/data .venv/bin/python benchmarks/bench_upscale.py
     ... --threads 1 --precision int8 --frames 60 --scales 3 --presets medium,veryfast
+    ... --float-route    # also the video through the engine's former float route
 """
 
 from __future__ import annotations
@@ -288,6 +291,20 @@ def instrumented(timers: Timers) -> Iterator[None]:
             setattr(obj, name, old)
 
 
+@contextlib.contextmanager
+def float_route() -> Iterator[None]:
+    """The engine as it was before the fused uint8 route: float tiles for 8-bit RGB too."""
+    from subpixel._upscale.engine import Engine
+
+    uses, fused = Engine.uses_rgb8, Engine.fused_rgb8
+    Engine.uses_rgb8 = lambda self, src, out_dtype=None: False  # type: ignore[method-assign]
+    Engine.fused_rgb8 = property(lambda self: False)  # type: ignore[assignment,method-assign]
+    try:
+        yield
+    finally:
+        Engine.uses_rgb8, Engine.fused_rgb8 = uses, fused  # type: ignore[method-assign]
+
+
 def run_tool(argv: list[str]) -> tuple[Timers, float, float]:
     """``subpixel upscale ARGV`` instrumented: (timers, wall seconds, process CPU seconds)."""
     from subpixel.cli import main
@@ -412,6 +429,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image-runs", type=int, default=3, help="runs of the still image")
     ap.add_argument("--rounds", type=int, default=7, help="rounds of the overhead table")
     ap.add_argument(
+        "--float-route",
+        action="store_true",
+        help="also run each video through the engine's former float route (before/after)",
+    )
+    ap.add_argument(
         "--skip", nargs="*", default=[], choices=("video", "alone", "image", "overhead")
     )
     args = ap.parse_args(argv)
@@ -448,9 +470,17 @@ def main(argv: list[str] | None = None) -> int:
             print("|---|---|---|---|---|---|---|---|---|")
             for s in args.scales:
                 w, h = SIZES[s]
+                warm = tmp / f"warm_x{s}.mp4"  # first calls set up pools and caches: untimed
+                make_video(warm, w, h, 4)
+                run_tool([str(warm), "-o", str(tmp / "warm_out.mp4"), "--scale", str(s), *common])
                 argv = [str(clips[s]), "-o", str(tmp / f"out_x{s}.mp4"), "--scale", str(s)]
                 t, wall, cpu = run_tool(argv + common)
                 print(_split_row(f"×{s}, {w}×{h}", t, wall, cpu, args.frames), flush=True)
+                if args.float_route:
+                    with float_route():
+                        t, wall, cpu = run_tool(argv + common)
+                    label = f"×{s}, {w}×{h}, float route"
+                    print(_split_row(label, t, wall, cpu, args.frames), flush=True)
             print()
         if "alone" not in args.skip:
             from subpixel.upscale import Upscaler
