@@ -419,6 +419,16 @@ def _split_row(label: str, t: Timers, wall: float, cpu: float, n: int) -> str:
     )
 
 
+def _machine_busy() -> float:
+    """CPU seconds all processes have used (``/proc/stat``; NaN elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system = (int(v) for v in f.readline().split()[1:4])
+    except (OSError, ValueError):
+        return float("nan")
+    return (user + nice + system) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -452,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     from subpixel import _native
 
     print(f"compiled pipeline kernel: {_native.pipeline_available()}\n")
+    busy0, own0, wall0 = _machine_busy(), time.process_time(), time.perf_counter()
     common = ["--precision", args.precision]
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
@@ -545,11 +556,12 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|" + "---|" * len(names))
         for s, r in res.items():
             print(f"| ×{s} | " + " | ".join(f"{r[k]:.1f}" for k in names) + " |")
-    try:
-        load = os.getloadavg()
-        print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    except OSError:
-        pass
+    others = (_machine_busy() - busy0) - (time.process_time() - own0)
+    wall = time.perf_counter() - wall0
+    print(
+        f"\nmachine load during the run: other processes used {others:.1f} CPU seconds "
+        f"in {wall:.0f} s of wall time"
+    )
     return 0
 
 
