@@ -26,6 +26,7 @@ Run:
     SUBPIXEL_DATA=/work/shared/data .venv/bin/python benchmarks/bench_espcn.py
     ... --threads 1 --rounds 30 --json out.json --plot docs/benchmarks_espcn.png
     ... --accuracy [WEIGHTS.safetensors ...]    # Set5 PSNR of fp32 and int8 instead
+    ... --accuracy ... --test-set Set14         # the same on another test set
     ... --breakdown 3                           # CPU time per stage instead
 """
 
@@ -339,16 +340,16 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     os.replace(tmp, path)
 
 
-def accuracy(scales: list[int], weights: list[Path]) -> list[dict]:
-    """Set5 PSNR (SR protocol, Y, shave = scale) of fp32 and int8 against the plain model."""
+def accuracy(scales: list[int], weights: list[Path], test_set: str = "Set5") -> list[dict]:
+    """Test-set PSNR (SR protocol, Y, shave = scale) of fp32 and int8 against the plain model."""
     from subpixel.evaluate import evaluate_folder
     from subpixel.models import get_model
 
     root = os.environ.get("SUBPIXEL_DATA")
     if not root:
-        print("accuracy needs SUBPIXEL_DATA (Set5)")
+        print(f"accuracy needs SUBPIXEL_DATA ({test_set})")
         return []
-    set5 = Path(root) / "sr" / "Set5"
+    set5 = Path(root) / "sr" / test_set
 
     class Wrap(nn.Module):  # evaluate_folder wants a module with parameters
         def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
@@ -375,7 +376,7 @@ def accuracy(scales: list[int], weights: list[Path]) -> list[dict]:
             row[prec] = evaluate_folder(Wrap(fast), set5, scale=scale)["psnr"]
             row[f"{prec} backend"] = fast.backend
         rows.append(row)
-    print("\nSet5 PSNR (dB): plain model, fast fp32, fast int8, int8 loss\n")
+    print(f"\n{test_set} PSNR (dB): plain model, fast fp32, fast int8, int8 loss\n")
     print("| weights | scale | plain | fp32 | int8 | int8 loss | int8 backend |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -442,12 +443,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="WEIGHTS",
         help="instead of timing: Set5 PSNR of fp32/int8 for OpenCV's models and these files",
     )
+    p.add_argument("--test-set", default="Set5", help="for --accuracy: $SUBPIXEL_DATA/sr/NAME")
     p.add_argument(
         "--breakdown", type=int, choices=(2, 3, 4), help="instead: CPU time per stage, 1 thread"
     )
     args = p.parse_args(argv)
     if args.accuracy is not None:
-        accuracy(args.scales, args.accuracy)
+        accuracy(args.scales, args.accuracy, args.test_set)
         return 0
     if args.breakdown:
         breakdown(args.breakdown)
