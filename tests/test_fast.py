@@ -113,6 +113,20 @@ def test_fp32_bands_on_threads_equal_model_and_each_other(activation: str) -> No
     assert (one.double() - _reference(model, y)).abs().max().item() < 1e-5
 
 
+def test_fp32_bands_leave_the_thread_setting_alone() -> None:
+    """More threads than bands: the worker pool is smaller; the caller's setting stays."""
+    model = _model(2)
+    y = _smooth_image(9, 9)  # 4 bands
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(6)
+        out = optimize_for_inference(model)(y)
+        assert torch.get_num_threads() == 6
+    finally:
+        torch.set_num_threads(threads)
+    assert (out.double() - _reference(model, y)).abs().max().item() < 1e-5
+
+
 def test_fp32_does_not_modify_the_model() -> None:
     model = _model(2)
     before = {k: v.clone() for k, v in model.state_dict().items()}

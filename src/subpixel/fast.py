@@ -468,6 +468,7 @@ def _band_pool(threads: int) -> ThreadPoolExecutor:
     with _POOLS_LOCK:
         pool = _POOLS.get(threads)
         if pool is None:
+            caller = torch.get_num_threads()
             ready = threading.Barrier(threads + 1)
 
             def one_thread() -> None:
@@ -480,7 +481,7 @@ def _band_pool(threads: int) -> ThreadPoolExecutor:
             for f in futures:
                 f.result()
             # torch.set_num_threads also sets the default new threads start with: restore it
-            torch.set_num_threads(threads)
+            torch.set_num_threads(caller)
             _POOLS[threads] = pool
         return pool
 
