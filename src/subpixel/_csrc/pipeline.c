@@ -177,15 +177,15 @@ INLINE void gather_y(const Post *p, int64_t y, int i, float *restrict dst, const
                 v = v < lo ? lo : v;
                 dst[x * S + j] = v > hi ? hi : v;
             }
-    } else if (p->ph_rs == 1) { /* phase-major: one plane per phase */
-        for (int j = 0; j < S; j++) {
-            const float *restrict src = base + j * p->ph_cs;
-            for (int64_t x = 0; x < w; x++) {
-                float v = src[x];
+    } else if (p->ph_rs == 1) { /* phase-major: one plane per phase, interleaved here */
+        const float *restrict src = base;
+        const int64_t cs = p->ph_cs;
+        for (int64_t x = 0; x < w; x++)
+            for (int j = 0; j < S; j++) {
+                float v = src[j * cs + x];
                 v = v < lo ? lo : v;
                 dst[x * S + j] = v > hi ? hi : v;
             }
-        }
     } else {
         for (int64_t x = 0; x < w; x++)
             for (int j = 0; j < S; j++) {
