@@ -545,3 +545,46 @@ def test_native_wrappers_decline_what_they_cannot_run() -> None:
     assert not _native.ycc_to_rgb(torch.zeros(20, 9), c, *args, out, 255.0)  # wrong scale
     assert not _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, out[:, :8], 255.0)
     assert not _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, out.to(torch.int32), 255.0)
+
+
+@needs_kernel
+def test_native_generic_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A factor without a specialised kernel (5) against the PyTorch path and float64."""
+    model = _model(5)
+    up = FastUpscaler(model)
+    rgb = _rgb(7, 6, seed=5)
+    got = up(rgb)
+    assert _max_level_diff(got, _fallback(up, rgb, monkeypatch)) <= 1
+    ref, _ = _plain_from_y(lambda y: _reference(model, y), rgb, 5, False)
+    assert _max_level_diff(got, ref) <= 1
+
+
+@needs_kernel
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_native_any_phase_layout(scale: int) -> None:
+    """Phases pixel-major, phase-major, padded rows or any strides: the same output."""
+    h, w = 9, 11
+    _, c = _native.rgb_to_ycc(torch.from_numpy(_rgb(h, w)), [0.3] * 12, False) or (None, None)
+    assert c is not None
+    taps = polyphase_taps(scale, -0.5).ravel().tolist()
+    args = (taps, [90.0, 80.0, -70.0, 0.5] * 3, (0.1, 0.9), False)
+    g = torch.Generator().manual_seed(scale)
+    dense = torch.rand(h * w, scale * scale, generator=g)
+    padded = torch.zeros(h * w, scale * scale + 3)
+    padded[:, 1 : 1 + scale * scale] = dense
+    planes = torch.zeros(scale * scale, 2, h * w)
+    planes[:, 1] = dense.t()
+    odd = torch.zeros(h * w, scale * scale, 2)
+    odd[..., 1] = dense
+    outs = []
+    for phases in (
+        dense,
+        dense.t().contiguous().t(),
+        padded[:, 1 : 1 + scale * scale],
+        planes[:, 1].t(),
+        odd[..., 1],
+    ):
+        out = torch.empty(h * scale, w * scale, 3, dtype=torch.uint8)
+        assert _native.ycc_to_rgb(phases, c, *args, out, 255.0)
+        outs.append(out)
+    assert all(torch.equal(outs[0], o) for o in outs[1:])

@@ -196,6 +196,21 @@ INLINE void gather_y(const Post *p, int64_t y, int i, float *restrict dst, const
     }
 }
 
+/* Dense pixel-major phases: the Y of all s output rows of LR row y at once (one pass over
+ * the row's phases; dst holds s rows of s.w). */
+INLINE void gather_y_rows(const Post *p, int64_t y, float *restrict dst, const int S) {
+    const int64_t w = p->w, n = S * w;
+    const float lo = p->lo, hi = p->hi;
+    const float *restrict src = p->ph + y * w * S * S;
+    for (int64_t x = 0; x < w; x++)
+        for (int i = 0; i < S; i++)
+            for (int j = 0; j < S; j++) {
+                float v = src[x * S * S + i * S + j];
+                v = v < lo ? lo : v;
+                dst[i * n + x * S + j] = v > hi ? hi : v;
+            }
+}
+
 /* One output row: the vertical 5-tap chroma filter over ring rows u[0..4] / v[0..4] (in
  * output order), the colour matrix, clamping, and the interleaved store. */
 typedef struct {
@@ -298,14 +313,20 @@ INLINE void post_rows_impl(const Post *p, int64_t y0, int64_t y1, float *ring, i
         args.y = yrow;
         memcpy(args.k, p->k, sizeof args.k);
         args.top = p->top;
+        /* all rows at once pays for s >= 4 only (12-byte chunks of s = 3 do not) */
+        const int dense = S >= 4 && p->ph_cs == 1 && p->ph_rs == S * S;
+        if (dense) gather_y_rows(p, y, yrow, S);
         for (int i = 0; i < S; i++) {
-            gather_y(p, y, i, yrow, S);
+            if (dense)
+                args.y = yrow + i * n;
+            else
+                gather_y(p, y, i, yrow, S);
             memcpy(args.t, p->taps[i], sizeof args.t);
             char *row = p->out + (y * S + i) * p->out_rs;
             if (p->f32)
                 row_f32(&args, (float *)row, n, F);
             else if (PACKED)
-                row_u8_packed(&args, (uint8_t *)row, (uint32_t *)(yrow + n), n, F);
+                row_u8_packed(&args, (uint8_t *)row, (uint32_t *)(yrow + S * n), n, F);
             else
                 row_u8(&args, (uint8_t *)row, n, F);
         }
@@ -390,7 +411,7 @@ static void *run_work(void *arg) {
     }
     const Post *p = wk->post;
     const int64_t n = (int64_t)p->s * p->w;
-    float *buf = (float *)malloc(sizeof(float) * (size_t)((2 * RING + 2) * n + 16));
+    float *buf = (float *)malloc(sizeof(float) * (size_t)((2 * RING + p->s + 1) * n + 16));
     if (!buf) {
         wk->failed = 1;
         return NULL;
