@@ -545,6 +545,8 @@ def test_native_wrappers_decline_what_they_cannot_run() -> None:
     assert not _native.ycc_to_rgb(torch.zeros(20, 9), c, *args, out, 255.0)  # wrong scale
     assert not _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, out[:, :8], 255.0)
     assert not _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, out.to(torch.int32), 255.0)
+    overlapping = out.view(-1)[: 10 * 3].as_strided((8, 10, 3), (3, 3, 1))
+    assert not _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, overlapping, 255.0)
 
 
 @needs_kernel

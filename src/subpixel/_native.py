@@ -201,6 +201,7 @@ def ycc_to_rgb(
         or tuple(out.shape) != (s * h, s * w, 3)
         or out.stride(2) != 1
         or out.stride(1) != 3
+        or out.stride(0) < 3 * s * w  # rows must not overlap
         or len(taps) != 5 * s
     ):
         return False
