@@ -38,8 +38,12 @@
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define HAVE_CLONES 1
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
+#if defined(__clang__) /* no prefer-vector-width target option */
+#define TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
+#else
 #define TARGET_AVX512                                                                          \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,prefer-vector-width=512")))
+#endif
 #else
 #define HAVE_CLONES 0
 #endif
