@@ -9,6 +9,7 @@ formulas. No timing is asserted here (see ``benchmarks/bench_espcn.py``).
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,43 @@ def test_fp32_bands_on_threads_equal_model_and_each_other(activation: str) -> No
         torch.set_num_threads(threads)
     assert torch.equal(one, two)
     assert (one.double() - _reference(model, y)).abs().max().item() < 1e-5
+
+
+def _run_fast_net() -> None:
+    model = _model(2)
+    y = _smooth_image(40, 30)
+    out = optimize_for_inference(model)(y)
+    assert (out.double() - _reference(model, y)).abs().max().item() < 1e-5
+
+
+def _forked_child() -> None:
+    from subpixel.fast import _band_pool
+
+    # OpenMP's threads do not survive a fork either: children run one thread (as
+    # DataLoader's workers do); the band pool must not wait on the parent's threads
+    torch.set_num_threads(1)
+    assert _band_pool(2).submit(lambda: 42).result(timeout=60) == 42
+    _run_fast_net()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fp32_bands_after_fork() -> None:
+    """A forked child (DataLoader workers, multiprocessing) starts its own band threads."""
+    import multiprocessing
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        _run_fast_net()  # the parent's pool exists
+        child = multiprocessing.get_context("fork").Process(target=_forked_child)
+        child.start()
+        child.join(120)
+        alive = child.is_alive()
+        if alive:
+            child.kill()
+    finally:
+        torch.set_num_threads(threads)
+    assert not alive and child.exitcode == 0
 
 
 def test_fp32_bands_leave_the_thread_setting_alone() -> None:
