@@ -24,5 +24,12 @@ setup(
             extra_link_args=["-pthread"],
             optional=True,
         ),
+        Extension(
+            "subpixel._conv3x3",
+            ["src/subpixel/_csrc/conv3x3.c"],
+            extra_compile_args=C_FLAGS,
+            extra_link_args=["-pthread"],
+            optional=True,
+        ),
     ]
 )

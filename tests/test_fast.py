@@ -628,3 +628,95 @@ def test_native_any_phase_layout(scale: int) -> None:
         assert _native.ycc_to_rgb(phases, c, *args, out, 255.0)
         outs.append(out)
     assert all(torch.equal(outs[0], o) for o in outs[1:])
+
+
+# -- the compiled 3x3 convolution (subpixel._native.conv3x3_pixels, _csrc/conv3x3.c) -------
+
+needs_conv3x3 = pytest.mark.skipif(
+    not _native.conv3x3_available(), reason="subpixel._conv3x3 was not built"
+)
+
+
+def _conv3x3_reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``F.conv2d`` in float64 as (h·w, c_out) pixel rows."""
+    z = F.conv2d(x.double(), w.double(), b.double(), padding=1)[0]
+    return z.permute(1, 2, 0).reshape(-1, w.shape[0])
+
+
+@needs_conv3x3
+@pytest.mark.parametrize("isa", [0, 1, 2])
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "h", "w"),
+    [(32, 4, 17, 45), (32, 4, 1, 1), (32, 4, 2, 3), (1, 1, 1, 1), (3, 5, 2, 3), (7, 16, 9, 33),
+     (8, 3, 5, 8), (16, 9, 31, 17), (12, 4, 4, 70), (32, 1, 3, 100), (5, 12, 40, 7)],
+)  # fmt: skip
+def test_conv3x3_equals_conv2d_float64(isa: int, c_in: int, c_out: int, h: int, w: int) -> None:
+    """Every instruction-set copy (on CPUs that have it), channels last or planar input,
+    1 or 2 threads: F.conv2d's values within float32 rounding of the sums."""
+    from subpixel import _conv3x3  # type: ignore[attr-defined]
+
+    g = torch.Generator().manual_seed(c_in * 100 + c_out + h + w)
+    x = torch.randn(1, c_in, h, w, generator=g)
+    wt = torch.randn(c_out, c_in, 3, 3, generator=g)
+    b = torch.randn(c_out, generator=g)
+    ref = _conv3x3_reference(x, wt, b)
+    # scale of the terms summed, for the float32 rounding bound
+    mag = _conv3x3_reference(x.abs(), wt.abs(), b.abs())
+    threads = torch.get_num_threads()
+    limit = _conv3x3.set_isa(isa)
+    try:
+        assert _conv3x3.isa() <= isa
+        for layout in (torch.channels_last, torch.contiguous_format):
+            for n in (1, 2):
+                torch.set_num_threads(n)
+                out = _native.conv3x3_pixels(x.contiguous(memory_format=layout), wt, b)
+                assert out is not None and out.shape == (h * w, c_out)
+                assert out.dtype == torch.float32 and out.is_contiguous()
+                assert bool(((out.double() - ref).abs() <= 1e-5 * mag + 1e-6).all())
+    finally:
+        torch.set_num_threads(threads)
+        _conv3x3.set_isa(limit)
+
+
+@needs_conv3x3
+def test_conv3x3_strided_input_and_declined_arguments() -> None:
+    g = torch.Generator().manual_seed(3)
+    big = torch.randn(1, 40, 21, 50, generator=g)
+    x = big[:, 3:35, 1:20, 2:47]  # no dense layout: (channel, row, pixel) strides as they come
+    wt = torch.randn(4, 32, 3, 3, generator=g)
+    b = torch.randn(4, generator=g)
+    out = _native.conv3x3_pixels(x, wt, b)
+    assert out is not None
+    ref = _conv3x3_reference(x, wt, b)
+    assert torch.allclose(out.double(), ref, rtol=1e-5, atol=1e-4)
+    # not taken (the caller uses F.conv2d): too many outputs, 5x5, float64, batch, mismatch
+    assert _native.conv3x3_pixels(x, torch.randn(17, 32, 3, 3), torch.randn(17)) is None
+    assert _native.conv3x3_pixels(x, torch.randn(4, 32, 5, 5), b) is None
+    assert _native.conv3x3_pixels(x.double(), wt.double(), b.double()) is None
+    assert _native.conv3x3_pixels(torch.randn(2, 32, 4, 4), wt, b) is None
+    assert _native.conv3x3_pixels(x, torch.randn(4, 31, 3, 3), b) is None
+    assert _native.conv3x3_pixels(torch.randn(1, 32, 0, 4), wt, b) is None
+
+
+@needs_conv3x3
+@pytest.mark.parametrize("output_activation", [None, "tanh"])
+def test_int8_x2_last_layer_kernel_equals_conv2d_path(
+    output_activation: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """×2 ReLU int8 (last layer float32): the compiled kernel gives F.conv2d's phases."""
+    model = _model(2, "relu", output_activation=output_activation)
+    fast = optimize_for_inference(model, precision="int8")
+    assert "last layer fp32" in fast.backend
+    y = torch.cat([_smooth_image(37, 29, seed=5), _smooth_image(37, 29, seed=6)])
+    calls = []
+    kernel = _native.conv3x3_pixels
+    with monkeypatch.context() as m:
+        m.setattr(_native, "conv3x3_pixels", lambda *a: calls.append(1) or kernel(*a))
+        out = fast(y)
+    assert calls  # the kernel was used
+    with monkeypatch.context() as m:
+        m.setattr(_native, "_conv3x3", None)
+        ref = fast(y)
+    assert out.shape == ref.shape == (2, 1, 74, 58)
+    assert torch.allclose(out, ref, rtol=1e-5, atol=1e-5)
+    assert _psnr(out.clamp(0, 1), _reference(model, y).clamp(0, 1)) > 40.0

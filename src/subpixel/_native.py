@@ -225,3 +225,74 @@ def ycc_to_rgb(
         torch.get_num_threads(),
     )
     return True
+
+
+# -- 3x3 convolution with few output channels (_csrc/conv3x3.c) ------------------------------
+
+_conv3x3: Any
+try:
+    from subpixel import _conv3x3  # type: ignore[no-redef]
+except ImportError:
+    _conv3x3 = None
+
+__all__ += ["conv3x3_available", "conv3x3_pixels"]
+
+
+def conv3x3_available() -> bool:
+    """Whether the compiled 3x3 convolution was built for this Python."""
+    return _conv3x3 is not None
+
+
+def conv3x3_pixels(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor | None:
+    """``F.conv2d(x, weight, bias, padding=1)`` as ``(h·w, c_out)`` pixel rows, compiled.
+
+    Args:
+        x: ``(1, c_in, h, w)`` (or ``(c_in, h, w)``) float32 on the CPU, any strides
+            (channels last is read fastest).
+        weight: ``(c_out, c_in, 3, 3)`` float32, ``c_out <= 16``; bias: ``(c_out,)`` float32.
+
+    Returns:
+        ``(h·w, c_out)`` float32 (row ``y·w + x``), or None without the compiled kernel or
+        for arguments it does not take (the caller then uses ``F.conv2d``).
+    """
+    if x.dim() == 4 and x.shape[0] == 1:
+        x = x[0]
+    if (
+        _conv3x3 is None
+        or x.dim() != 3
+        or weight.dim() != 4
+        or not all(_plain_cpu_tensor(t) for t in (x, weight, bias))
+        or not x.dtype == weight.dtype == bias.dtype == torch.float32
+        or tuple(weight.shape[1:]) != (x.shape[0], 3, 3)
+        or tuple(bias.shape) != (weight.shape[0],)
+        or not 1 <= weight.shape[0] <= 16
+        or not 1 <= x.shape[0] <= 1024
+        or x.shape[1] * x.shape[2] == 0
+    ):
+        return None
+    c_in, h, w = x.shape
+    c_out = int(weight.shape[0])
+    weight = weight.contiguous()
+    bias = bias.contiguous()
+    out = torch.empty(h * w, c_out)
+    cs, rs, ps = x.stride()
+    _conv3x3.conv(
+        x.data_ptr(),
+        rs,
+        ps,
+        cs,
+        out.data_ptr(),
+        w * c_out,
+        c_out,
+        1,
+        h,
+        w,
+        c_in,
+        c_out,
+        weight.data_ptr(),
+        bias.data_ptr(),
+        torch.get_num_threads(),
+    )
+    return out

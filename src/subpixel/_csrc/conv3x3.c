@@ -1,0 +1,465 @@
+/* A 3x3 convolution with few output channels, for the float32 last layer of the int8 ESPCN
+ * (subpixel.fast._CpuInt8 at x2: 32 channels in, 4 out, where oneDNN's fp32 convolution
+ * runs at ~50 GFLOPS).
+ *
+ * subpixel._conv3x3.conv(...) computes, for every pixel (y, x) and output channel o,
+ *   out[y, x, o] = bias[o] + sum_{c, dy, dx} in[y + dy - 1, x + dx - 1, c] . wt[o, c, dy, dx]
+ * with zeros outside the image (padding 1). `in` and `out` are float32 with any strides
+ * (in elements); the weights are (c_out, c_in, 3, 3) contiguous, c_out <= MAX_COUT.
+ *
+ * Method: each thread takes a band of output rows. The input rows it needs are transposed,
+ * one row at a time, into a ring of three planar rows (c_in, wpad), zero-padded left and
+ * right, so that V consecutive pixels of one channel are one vector load. The output is
+ * then accumulated in registers, 4 output channels x XB vectors of V pixels at a time, each
+ * loaded input vector feeding 4 fused multiply-adds with broadcast weights; a block of
+ * results is written to `out` through a small buffer (any output layout).
+ *
+ * Variants: AVX-512F (V = 16) and AVX2+FMA (V = 8) chosen at run time when the CPU has them
+ * (__builtin_cpu_supports), SSE2 (V = 4, no FMA) as the x86-64 baseline, plain C elsewhere.
+ * set_isa() limits the choice, for tests. Threads: pthreads over row bands, GIL released.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_COUT 16
+#define MAX_CIN 1024
+#define MAX_THREADS 64
+#define CB 4  /* output channels per register block */
+#define XB 2  /* vectors of pixels per register block */
+#define VMAX 16
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define HAVE_X86 1
+#include <immintrin.h>
+#define TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#else
+#define HAVE_X86 0
+#endif
+
+enum { ISA_BASE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+
+typedef struct {
+    const float *in;
+    int64_t in_rs, in_ps, in_cs; /* strides (elements): row, pixel, channel */
+    float *out;
+    int64_t out_rs, out_ps, out_cs;
+    int64_t h, w;
+    int cin, cout, nblocks; /* nblocks = ceil(cout / CB) */
+    const float *wp;        /* packed (nblocks, cin, 3, 3, CB), zero for o >= cout */
+    const float *bias;      /* (nblocks * CB), zero-padded */
+    int64_t wpad;           /* length of a transposed row: >= 2 + ceil(w / (V.XB)).V.XB */
+} Conv;
+
+/* Planar copy of input row y (or zeros outside the image): dst[c * wpad + 1 + x]. */
+static void transpose_row(const Conv *p, int64_t y, float *dst) {
+    const int64_t w = p->w, wpad = p->wpad;
+    if (y < 0 || y >= p->h) {
+        memset(dst, 0, sizeof(float) * (size_t)(p->cin * wpad));
+        return;
+    }
+    const float *src = p->in + y * p->in_rs;
+    for (int c = 0; c < p->cin; c++) {
+        float *d = dst + c * wpad;
+        const float *s = src + c * p->in_cs;
+        d[0] = 0.0f;
+        if (p->in_ps == 1) {
+            memcpy(d + 1, s, sizeof(float) * (size_t)w);
+        } else {
+            const int64_t ps = p->in_ps;
+            for (int64_t x = 0; x < w; x++) d[1 + x] = s[x * ps];
+        }
+        memset(d + 1 + w, 0, sizeof(float) * (size_t)(wpad - 1 - w));
+    }
+}
+
+/* Channels-last rows (pixel stride == c_in, channel stride 1) transposed in tiles of 8
+ * pixels: each source pixel's channels are contiguous, each destination row too. */
+static void transpose_row_cl(const Conv *p, int64_t y, float *dst) {
+    const int64_t w = p->w, wpad = p->wpad;
+    const int cin = p->cin;
+    const float *src = p->in + y * p->in_rs;
+    for (int c = 0; c < cin; c++) dst[c * wpad] = 0.0f;
+    int64_t x = 0;
+    for (; x + 8 <= w; x += 8) {
+        const float *s = src + x * cin;
+        for (int c = 0; c < cin; c++) {
+            float *d = dst + c * wpad + 1 + x;
+            for (int k = 0; k < 8; k++) d[k] = s[k * cin + c];
+        }
+    }
+    for (; x < w; x++)
+        for (int c = 0; c < cin; c++) dst[c * wpad + 1 + x] = src[x * cin + c];
+    for (int c = 0; c < cin; c++)
+        memset(dst + c * wpad + 1 + w, 0, sizeof(float) * (size_t)(wpad - 1 - w));
+}
+
+#if HAVE_X86
+/* transpose_row_cl with 4x4 (SSE2) or 8x8 (AVX) register transposes: c_in % W == 0. */
+static void transpose_row_cl_sse2(const Conv *p, int64_t y, float *dst) {
+    const int64_t w = p->w, wpad = p->wpad;
+    const int cin = p->cin;
+    const float *src = p->in + y * p->in_rs;
+    int64_t x = 0;
+    for (; x + 4 <= w; x += 4) {
+        const float *s = src + x * cin;
+        for (int c = 0; c < cin; c += 4) {
+            __m128 r0 = _mm_loadu_ps(s + c), r1 = _mm_loadu_ps(s + cin + c);
+            __m128 r2 = _mm_loadu_ps(s + 2 * cin + c), r3 = _mm_loadu_ps(s + 3 * cin + c);
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            float *d = dst + c * wpad + 1 + x;
+            _mm_storeu_ps(d, r0);
+            _mm_storeu_ps(d + wpad, r1);
+            _mm_storeu_ps(d + 2 * wpad, r2);
+            _mm_storeu_ps(d + 3 * wpad, r3);
+        }
+    }
+    for (; x < w; x++)
+        for (int c = 0; c < cin; c++) dst[c * wpad + 1 + x] = src[x * cin + c];
+    for (int c = 0; c < cin; c++) {
+        dst[c * wpad] = 0.0f;
+        memset(dst + c * wpad + 1 + w, 0, sizeof(float) * (size_t)(wpad - 1 - w));
+    }
+}
+
+TARGET_AVX2 static void transpose_row_cl_avx2(const Conv *p, int64_t y, float *dst) {
+    const int64_t w = p->w, wpad = p->wpad;
+    const int cin = p->cin;
+    const float *src = p->in + y * p->in_rs;
+    int64_t x = 0;
+    for (; x + 8 <= w; x += 8) {
+        const float *s = src + x * cin;
+        for (int c = 0; c < cin; c += 8) {
+            const __m256 r0 = _mm256_loadu_ps(s + c), r1 = _mm256_loadu_ps(s + cin + c);
+            const __m256 r2 = _mm256_loadu_ps(s + 2 * cin + c);
+            const __m256 r3 = _mm256_loadu_ps(s + 3 * cin + c);
+            const __m256 r4 = _mm256_loadu_ps(s + 4 * cin + c);
+            const __m256 r5 = _mm256_loadu_ps(s + 5 * cin + c);
+            const __m256 r6 = _mm256_loadu_ps(s + 6 * cin + c);
+            const __m256 r7 = _mm256_loadu_ps(s + 7 * cin + c);
+            const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+            float *d = dst + c * wpad + 1 + x;
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + wpad, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + 2 * wpad, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + 3 * wpad, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + 4 * wpad, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + 5 * wpad, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + 6 * wpad, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + 7 * wpad, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    }
+    for (; x < w; x++)
+        for (int c = 0; c < cin; c++) dst[c * wpad + 1 + x] = src[x * cin + c];
+    for (int c = 0; c < cin; c++) {
+        dst[c * wpad] = 0.0f;
+        memset(dst + c * wpad + 1 + w, 0, sizeof(float) * (size_t)(wpad - 1 - w));
+    }
+}
+#endif
+
+/* Write a block of results buf[k][i] (k < CB output channels, i < n pixels) of row y. */
+static void store_block(const Conv *p, int64_t y, int64_t x0, int o0, int n, int vxb,
+                        const float *buf) {
+    const int ko = p->cout - o0 < CB ? p->cout - o0 : CB;
+    float *base = p->out + y * p->out_rs + x0 * p->out_ps + o0 * p->out_cs;
+    if (p->out_cs == 1 && ko == CB) {
+        for (int i = 0; i < n; i++) {
+            float *d = base + i * p->out_ps;
+            for (int k = 0; k < CB; k++) d[k] = buf[k * vxb + i];
+        }
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < ko; k++) base[i * p->out_ps + k * p->out_cs] = buf[k * vxb + i];
+}
+
+/* One output row from the three transposed rows r[0..2] (rows y - 1, y, y + 1).
+ * VT: vector type of V floats; LOAD/SET1/FMA/STORE: its operations. */
+#define DEFINE_ROW(NAME, ATTR, VT, V, LOAD, SET1, FMA, STORE)                                 \
+    ATTR static void NAME(const Conv *p, float *const r[3], int64_t y, const float *pf) {     \
+        float buf[CB * V * XB] __attribute__((aligned(64)));                                  \
+        const int cin = p->cin;                                                                \
+        const int64_t wpad = p->wpad;                                                          \
+        for (int b = 0; b < p->nblocks; b++) {                                                 \
+            const float *wb = p->wp + (int64_t)b * cin * 9 * CB;                               \
+            const float *bb = p->bias + b * CB;                                                \
+            for (int64_t x0 = 0; x0 < p->w; x0 += V * XB) {                                    \
+                if (pf && b == 0) /* the next input row's pixels, while computing */          \
+                    for (int64_t i = x0 * cin; i < (x0 + V * XB) * cin; i += 16)               \
+                        __builtin_prefetch(pf + i);                                            \
+                VT a00 = SET1(bb[0]), a01 = a00, a10 = SET1(bb[1]), a11 = a10;                 \
+                VT a20 = SET1(bb[2]), a21 = a20, a30 = SET1(bb[3]), a31 = a30;                 \
+                const float *wt = wb;                                                          \
+                for (int c = 0; c < cin; c++) {                                                \
+                    for (int dy = 0; dy < 3; dy++) {                                           \
+                        const float *s = r[dy] + c * wpad + x0;                                \
+                        for (int dx = 0; dx < 3; dx++, wt += CB) {                             \
+                            const VT v0 = LOAD(s + dx), v1 = LOAD(s + dx + V);                 \
+                            const VT w0 = SET1(wt[0]), w1 = SET1(wt[1]);                       \
+                            const VT w2 = SET1(wt[2]), w3 = SET1(wt[3]);                       \
+                            a00 = FMA(v0, w0, a00);                                            \
+                            a01 = FMA(v1, w0, a01);                                            \
+                            a10 = FMA(v0, w1, a10);                                            \
+                            a11 = FMA(v1, w1, a11);                                            \
+                            a20 = FMA(v0, w2, a20);                                            \
+                            a21 = FMA(v1, w2, a21);                                            \
+                            a30 = FMA(v0, w3, a30);                                            \
+                            a31 = FMA(v1, w3, a31);                                            \
+                        }                                                                      \
+                    }                                                                          \
+                }                                                                              \
+                STORE(buf, a00);                                                               \
+                STORE(buf + V, a01);                                                           \
+                STORE(buf + V * XB, a10);                                                      \
+                STORE(buf + V * XB + V, a11);                                                  \
+                STORE(buf + 2 * V * XB, a20);                                                  \
+                STORE(buf + 2 * V * XB + V, a21);                                              \
+                STORE(buf + 3 * V * XB, a30);                                                  \
+                STORE(buf + 3 * V * XB + V, a31);                                              \
+                const int64_t n = p->w - x0 < V * XB ? p->w - x0 : V * XB;                     \
+                store_block(p, y, x0, b * CB, (int)n, V * XB, buf);                            \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+#if !HAVE_X86
+/* Plain C (any CPU): "vectors" of one float. */
+typedef float f1;
+#define P_LOAD(ptr) (*(ptr))
+#define P_SET1(v) (v)
+#define P_FMA(a, b, c) ((a) * (b) + (c))
+#define P_STORE(ptr, v) (*(ptr) = (v))
+DEFINE_ROW(row_plain, , f1, 1, P_LOAD, P_SET1, P_FMA, P_STORE)
+#else
+#define S_FMA(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
+DEFINE_ROW(row_sse2, , __m128, 4, _mm_loadu_ps, _mm_set1_ps, S_FMA, _mm_store_ps)
+DEFINE_ROW(row_avx2, TARGET_AVX2, __m256, 8, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps,
+           _mm256_store_ps)
+DEFINE_ROW(row_avx512, TARGET_AVX512, __m512, 16, _mm512_loadu_ps, _mm512_set1_ps,
+           _mm512_fmadd_ps, _mm512_store_ps)
+#endif
+
+static int cpu_isa(void) {
+#if HAVE_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ISA_AVX2;
+#endif
+    return ISA_BASE;
+}
+
+static int isa_limit = ISA_AVX512; /* set_isa(): a lower limit, for tests */
+
+static int use_isa(void) {
+    const int have = cpu_isa();
+    return have < isa_limit ? have : isa_limit;
+}
+
+static int isa_width(int isa) {
+#if HAVE_X86
+    return isa == ISA_AVX512 ? 16 : (isa == ISA_AVX2 ? 8 : 4);
+#else
+    (void)isa;
+    return 1;
+#endif
+}
+
+/* ---- threads ----------------------------------------------------------------------- */
+
+typedef struct {
+    const Conv *p;
+    int64_t begin, end; /* output rows */
+    int isa;
+    int failed;
+} Work;
+
+static void *run_work(void *arg) {
+    Work *wk = (Work *)arg;
+    const Conv *p = wk->p;
+    if (wk->begin >= wk->end) return NULL;
+    const int64_t plane = (int64_t)p->cin * p->wpad;
+    float *ring = (float *)malloc(sizeof(float) * (size_t)(3 * plane + VMAX));
+    if (!ring) {
+        wk->failed = 1;
+        return NULL;
+    }
+    const int cl = p->in_cs == 1 && p->in_ps == p->cin;
+    void (*tr)(const Conv *, int64_t, float *) = cl ? transpose_row_cl : transpose_row;
+#if HAVE_X86
+    if (cl && wk->isa >= ISA_AVX2 && p->cin % 8 == 0)
+        tr = transpose_row_cl_avx2;
+    else if (cl && p->cin % 4 == 0)
+        tr = transpose_row_cl_sse2;
+#endif
+    int64_t tag[3] = {INT64_MIN, INT64_MIN, INT64_MIN};
+    for (int64_t y = wk->begin; y < wk->end; y++) {
+        float *r[3];
+        for (int dy = 0; dy < 3; dy++) {
+            const int64_t yy = y + dy - 1;
+            const int slot = (int)(((yy % 3) + 3) % 3);
+            float *dst = ring + slot * plane;
+            if (tag[slot] != yy) {
+                if (yy >= 0 && yy < p->h)
+                    tr(p, yy, dst);
+                else
+                    transpose_row(p, yy, dst); /* zeros */
+                tag[slot] = yy;
+            }
+            r[dy] = dst;
+        }
+        /* channels last: prefetch the row transposed next (its last pixels may be past
+         * the row; prefetches do not fault) */
+        const float *pf = cl && y + 2 < p->h ? p->in + (y + 2) * p->in_rs : NULL;
+#if HAVE_X86
+        if (wk->isa == ISA_AVX512)
+            row_avx512(p, r, y, pf);
+        else if (wk->isa == ISA_AVX2)
+            row_avx2(p, r, y, pf);
+        else
+            row_sse2(p, r, y, pf);
+#else
+        row_plain(p, r, y, pf);
+#endif
+    }
+    free(ring);
+    return NULL;
+}
+
+static int run_threads(const Conv *p, int threads, int isa) {
+    const int64_t rows = p->h;
+    if (threads < 1) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (rows * p->w * p->cin * p->cout < ((int64_t)1 << 16)) threads = 1; /* not worth it */
+    if (threads > rows) threads = (int)rows;
+    Work work[MAX_THREADS];
+    pthread_t tid[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int k = 0; k < threads; k++) {
+        work[k].p = p;
+        work[k].begin = rows * k / threads;
+        work[k].end = rows * (k + 1) / threads;
+        work[k].isa = isa;
+        work[k].failed = 0;
+    }
+    for (int k = 1; k < threads; k++)
+        started[k] = pthread_create(&tid[k], NULL, run_work, &work[k]) == 0;
+    run_work(&work[0]);
+    for (int k = 1; k < threads; k++) {
+        if (started[k])
+            pthread_join(tid[k], NULL);
+        else
+            run_work(&work[k]); /* could not start a thread: do its share here */
+    }
+    for (int k = 0; k < threads; k++) failed |= work[k].failed;
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Python ------------------------------------------------------------------------ */
+
+static PyObject *py_conv(PyObject *self, PyObject *args) {
+    (void)self;
+    unsigned long long in, out, wt, bias;
+    long long in_rs, in_ps, in_cs, out_rs, out_ps, out_cs, h, w;
+    int cin, cout, threads;
+    if (!PyArg_ParseTuple(args, "KLLLKLLLLLiiKKi", &in, &in_rs, &in_ps, &in_cs, &out, &out_rs,
+                          &out_ps, &out_cs, &h, &w, &cin, &cout, &wt, &bias, &threads))
+        return NULL;
+    if (h < 1 || w < 1 || cin < 1 || cin > MAX_CIN || cout < 1 || cout > MAX_COUT) {
+        PyErr_Format(PyExc_ValueError, "conv: bad size %lld x %lld, %d -> %d channels", h, w,
+                     cin, cout);
+        return NULL;
+    }
+    const int isa = use_isa();
+    const int vxb = isa_width(isa) * XB;
+    Conv p;
+    memset(&p, 0, sizeof p);
+    p.in = (const float *)(uintptr_t)in;
+    p.in_rs = in_rs;
+    p.in_ps = in_ps;
+    p.in_cs = in_cs;
+    p.out = (float *)(uintptr_t)out;
+    p.out_rs = out_rs;
+    p.out_ps = out_ps;
+    p.out_cs = out_cs;
+    p.h = h;
+    p.w = w;
+    p.cin = cin;
+    p.cout = cout;
+    p.nblocks = (cout + CB - 1) / CB;
+    p.wpad = 2 + (w + vxb - 1) / vxb * vxb;
+    const float *wsrc = (const float *)(uintptr_t)wt, *bsrc = (const float *)(uintptr_t)bias;
+    const size_t nw = (size_t)p.nblocks * cin * 9 * CB;
+    float *wp = (float *)calloc(nw + (size_t)p.nblocks * CB, sizeof(float));
+    if (!wp) return PyErr_NoMemory();
+    float *bp = wp + nw;
+    for (int o = 0; o < cout; o++) {
+        const int b = o / CB, k = o % CB;
+        bp[o] = bsrc[o];
+        for (int c = 0; c < cin; c++)
+            for (int t = 0; t < 9; t++)
+                wp[(((int64_t)b * cin + c) * 9 + t) * CB + k] = wsrc[((int64_t)o * cin + c) * 9 + t];
+    }
+    p.wp = wp;
+    p.bias = bp;
+    const int rc = run_threads(&p, threads, isa);
+    free(wp);
+    if (rc) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_set_isa(PyObject *self, PyObject *args) {
+    (void)self;
+    int limit;
+    if (!PyArg_ParseTuple(args, "i", &limit)) return NULL;
+    const int before = isa_limit;
+    isa_limit = limit < ISA_BASE ? ISA_BASE : (limit > ISA_AVX512 ? ISA_AVX512 : limit);
+    return PyLong_FromLong(before);
+}
+
+static PyObject *py_isa(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return PyLong_FromLong(use_isa());
+}
+
+static PyMethodDef methods[] = {
+    {"set_isa", py_set_isa, METH_VARARGS,
+     "set_isa(limit) -> int\n\n"
+     "Use kernels up to 0 (baseline), 1 (AVX2+FMA) or 2 (AVX-512F, the default) where the\n"
+     "CPU has them; returns the previous limit. For testing every copy of the kernel."},
+    {"isa", py_isa, METH_NOARGS, "isa() -> int: the kernel in use (0, 1 or 2; see set_isa)."},
+    {"conv", py_conv, METH_VARARGS,
+     "conv(in, in_rs, in_ps, in_cs, out, out_rs, out_ps, out_cs, h, w, c_in, c_out,\n"
+     "     weight, bias, threads)\n\n"
+     "3x3 convolution, zero padding 1, of float32 (h, w, c_in) at address in (strides in\n"
+     "elements: row, pixel, channel) into float32 (h, w, c_out) at out; weight (c_out, c_in,\n"
+     "3, 3) and bias (c_out,) float32 contiguous; c_out <= 16. No checks on the addresses."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_conv3x3",
+    "3x3 convolution with few output channels (see subpixel/_csrc/conv3x3.c).",
+    -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__conv3x3(void) { return PyModule_Create(&module); }
