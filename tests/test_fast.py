@@ -644,24 +644,29 @@ def _conv3x3_reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> tor
 
 
 @needs_conv3x3
-@pytest.mark.parametrize("isa", [0, 1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("isa", [0, 1, 2, 3])
 @pytest.mark.parametrize(
     ("c_in", "c_out", "h", "w"),
     [(32, 4, 17, 45), (32, 4, 1, 1), (32, 4, 2, 3), (1, 1, 1, 1), (3, 5, 2, 3), (7, 16, 9, 33),
      (8, 3, 5, 8), (16, 9, 31, 17), (12, 4, 4, 70), (32, 1, 3, 100), (5, 12, 40, 7)],
 )  # fmt: skip
-def test_conv3x3_equals_conv2d_float64(isa: int, c_in: int, c_out: int, h: int, w: int) -> None:
-    """Every instruction-set copy (on CPUs that have it), channels last or planar input,
-    1 or 2 threads: F.conv2d's values within float32 rounding of the sums."""
+def test_conv3x3_equals_conv2d_float64(
+    dtype: torch.dtype, isa: int, c_in: int, c_out: int, h: int, w: int
+) -> None:
+    """Every instruction-set copy (on CPUs that have it; 3: AVX512-BF16 for bfloat16 input),
+    channels last or planar input, 1 or 2 threads: F.conv2d's values within float32
+    rounding of the sums (bfloat16 input: weights rounded to bfloat16, products exact)."""
     from subpixel import _conv3x3  # type: ignore[attr-defined]
 
     g = torch.Generator().manual_seed(c_in * 100 + c_out + h + w)
-    x = torch.randn(1, c_in, h, w, generator=g)
+    x = torch.randn(1, c_in, h, w, generator=g).to(dtype)
     wt = torch.randn(c_out, c_in, 3, 3, generator=g)
     b = torch.randn(c_out, generator=g)
-    ref = _conv3x3_reference(x, wt, b)
+    wr = wt.to(dtype).float()  # the weights the kernel uses
+    ref = _conv3x3_reference(x, wr, b)
     # scale of the terms summed, for the float32 rounding bound
-    mag = _conv3x3_reference(x.abs(), wt.abs(), b.abs())
+    mag = _conv3x3_reference(x.abs(), wr.abs(), b.abs())
     threads = torch.get_num_threads()
     limit = _conv3x3.set_isa(isa)
     try:
@@ -670,6 +675,9 @@ def test_conv3x3_equals_conv2d_float64(isa: int, c_in: int, c_out: int, h: int, 
             for n in (1, 2):
                 torch.set_num_threads(n)
                 out = _native.conv3x3_pixels(x.contiguous(memory_format=layout), wt, b)
+                if dtype == torch.bfloat16:  # the same from pre-rounded weights
+                    again = _native.conv3x3_pixels(x.contiguous(memory_format=layout), wr, b)
+                    assert again is not None and torch.equal(out, again)
                 assert out is not None and out.shape == (h * w, c_out)
                 assert out.dtype == torch.float32 and out.is_contiguous()
                 assert bool(((out.double() - ref).abs() <= 1e-5 * mag + 1e-6).all())
@@ -703,7 +711,8 @@ def test_conv3x3_strided_input_and_declined_arguments() -> None:
 def test_int8_x2_last_layer_kernel_equals_conv2d_path(
     output_activation: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """×2 ReLU int8 (last layer float32): the compiled kernel gives F.conv2d's phases."""
+    """×2 ReLU int8 (last layer on bfloat16 activations and weights, float32 sums): the
+    compiled kernel gives F.conv2d's phases."""
     model = _model(2, "relu", output_activation=output_activation)
     fast = optimize_for_inference(model, precision="int8")
     assert "last layer fp32" in fast.backend

@@ -249,8 +249,9 @@ def conv3x3_pixels(
     """``F.conv2d(x, weight, bias, padding=1)`` as ``(h·w, c_out)`` pixel rows, compiled.
 
     Args:
-        x: ``(1, c_in, h, w)`` (or ``(c_in, h, w)``) float32 on the CPU, any strides
-            (channels last is read fastest).
+        x: ``(1, c_in, h, w)`` (or ``(c_in, h, w)``) float32 or bfloat16 on the CPU, any
+            strides (channels last is read fastest). For bfloat16 the weights are rounded
+            to bfloat16 too (products exact in float32; AVX512-BF16 where the CPU has it).
         weight: ``(c_out, c_in, 3, 3)`` float32, ``c_out <= 16``; bias: ``(c_out,)`` float32.
 
     Returns:
@@ -264,7 +265,8 @@ def conv3x3_pixels(
         or x.dim() != 3
         or weight.dim() != 4
         or not all(_plain_cpu_tensor(t) for t in (x, weight, bias))
-        or not x.dtype == weight.dtype == bias.dtype == torch.float32
+        or x.dtype not in (torch.float32, torch.bfloat16)
+        or not weight.dtype == bias.dtype == torch.float32
         or tuple(weight.shape[1:]) != (x.shape[0], 3, 3)
         or tuple(bias.shape) != (weight.shape[0],)
         or not 1 <= weight.shape[0] <= 16
@@ -280,6 +282,7 @@ def conv3x3_pixels(
     cs, rs, ps = x.stride()
     _conv3x3.conv(
         x.data_ptr(),
+        x.dtype == torch.bfloat16,
         rs,
         ps,
         cs,

@@ -28,7 +28,8 @@ faster. On CPU:
     calibration output more than :data:`FIRST_LAYER_MIN_PSNR`. Weights are rounded to
     8 bits with GPTQ's error feedback on the calibration inputs' correlations, not to the
     nearest code (:func:`_gptq`). At the scales in :data:`LAST_LAYER_FP32_SCALES` (×2) the
-    last convolution of a ReLU network runs in float32 on float activations.
+    last convolution of a ReLU network runs with float32 sums on bfloat16 activations and
+    weights (compiled kernel ``subpixel._conv3x3`` on CPU, else PyTorch).
 
 :class:`FastUpscaler` is the whole Y-channel pipeline on ``uint8`` RGB images: colour
 conversion, the network on Y, bicubic chroma, back to RGB and ``uint8``. On CPU, with the
@@ -765,8 +766,9 @@ def _gptq(w: torch.Tensor, moments: torch.Tensor, step: torch.Tensor) -> torch.T
 
 
 #: Scales at which int8 ReLU networks keep their last convolution in float32 (on the float
-#: ReLU outputs of the one before). Measured on Set5 with the bundled and OpenCV weights:
-#: the ×2 models lose 0.07-0.08 dB all in 8 bits, 0.02-0.04 dB so (at ~1.5× the time);
+#: ReLU outputs of the one before; bfloat16 activations and weights, float32 sums). Set5,
+#: bundled and OpenCV weights: the ×2 models lose 0.07-0.08 dB all in 8 bits, 0.023/0.043
+#: dB so (0.023/0.037 with float32 activations and weights, ~20% slower);
 #: ×3 and ×4 lose at most 0.03 dB all in 8 bits.
 LAST_LAYER_FP32_SCALES: tuple[int, ...] = (2,)
 
@@ -867,8 +869,11 @@ class _CpuInt8(FastESPCN):
         self.last_fp32: tuple[torch.Tensor, torch.Tensor, int] | None = None
         if self.act == "relu" and net.scale in LAST_LAYER_FP32_SCALES and len(rest) >= 2:
             last_layer = rest.pop()
+            # on bfloat16 activations with bfloat16 weights (float32 sums): half the memory
+            # traffic and AVX512-BF16 in the compiled kernel; Set5 loss 0.023/0.043 dB
+            # (bundled/OpenCV weights) against 0.023/0.037 with float32 throughout
             self.last_fp32 = (
-                (g_last * last_layer.weight).float().contiguous(),
+                (g_last * last_layer.weight).bfloat16().float().contiguous(),
                 (g_last * last_layer.bias).float(),
                 last_layer.k,
             )
@@ -931,6 +936,7 @@ class _CpuInt8(FastESPCN):
         conv: tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int],
         codes: bool,
         relu: bool | None = None,
+        out_dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
         """oneDNN u8·s8 convolution of channels-last codes ``x``: float, or ReLU'd codes."""
         packed, ws, b, k, co = conv
@@ -938,7 +944,7 @@ class _CpuInt8(FastESPCN):
         return torch.ops.onednn.qconv2d_pointwise(
             x, xq[0], xq[1], packed, ws, torch.zeros(co, dtype=torch.long), b,
             [1, 1], [k // 2, k // 2], [1, 1], 1, 1.0, 0,
-            None if codes else torch.float32, "relu" if relu else "none", [], "",
+            None if codes else out_dtype, "relu" if relu else "none", [], "",
         )  # fmt: skip
 
     def _raw_phases(self, y: torch.Tensor) -> torch.Tensor:
@@ -957,16 +963,20 @@ class _CpuInt8(FastESPCN):
                 x = self._first(y.float()).view(1, h, w, -1).permute(0, 3, 1, 2)
             for idx, conv in enumerate(self.convs):
                 last = idx == len(self.convs) - 1
-                x = self._qconv(x, self.x_q[idx], conv, not last, not last or bool(self.last_fp32))
-            if self.last_fp32 is not None:  # float activations, channels last
+                lf = last and self.last_fp32 is not None  # bfloat16 activations out
+                x = self._qconv(
+                    x, self.x_q[idx], conv, not last, not last or lf,
+                    torch.bfloat16 if lf else torch.float32,
+                )  # fmt: skip
+            if self.last_fp32 is not None:  # bfloat16 activations, channels last
                 wl, bl, kl = self.last_fp32
-                # compiled 3x3 kernel straight into pixel rows (~2.5x oneDNN's fp32 conv
-                # with 4 outputs), else PyTorch
+                # compiled 3x3 kernel straight into pixel rows (~4x oneDNN's fp32 conv
+                # with 4 outputs), else PyTorch in float32 (the same sums)
                 zl = _native.conv3x3_pixels(x, wl, bl) if kl == 3 else None
                 if zl is not None:
                     _apply_out(zl, self.out_act)
                     return zl
-                x = F.conv2d(x, wl, bl, padding=kl // 2)
+                x = F.conv2d(x.float(), wl, bl, padding=kl // 2)
             z = x.permute(0, 2, 3, 1).reshape(h * w, -1)
             _apply_out(z, self.out_act)
             return z

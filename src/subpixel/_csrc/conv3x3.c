@@ -4,7 +4,8 @@
  *
  * subpixel._conv3x3.conv(...) computes, for every pixel (y, x) and output channel o,
  *   out[y, x, o] = bias[o] + sum_{c, dy, dx} in[y + dy - 1, x + dx - 1, c] . wt[o, c, dy, dx]
- * with zeros outside the image (padding 1). `in` and `out` are float32 with any strides
+ * with zeros outside the image (padding 1). `in` (float32 or bfloat16) and `out` (float32),
+ * any strides
  * (in elements); the weights are (c_out, c_in, 3, 3) contiguous, c_out <= MAX_COUT.
  *
  * Method: each thread takes a band of output rows. The input rows it needs are transposed,
@@ -14,9 +15,15 @@
  * loaded input vector feeding 4 fused multiply-adds with broadcast weights; a block of
  * results is written to `out` through a small buffer (any output layout).
  *
+ * bfloat16 input (the weights are then rounded to bfloat16 too; products exact, sums in
+ * float32): with AVX512-BF16, channels last and c_in even, pairs of channels are 32-bit
+ * elements transposed as above and vdpbf16ps adds both products per lane (half the memory
+ * and twice the multiply-adds per instruction); otherwise rows are converted to float32.
+ *
  * Variants: AVX-512F (V = 16) and AVX2+FMA (V = 8) chosen at run time when the CPU has them
- * (__builtin_cpu_supports), SSE2 (V = 4, no FMA) as the x86-64 baseline, plain C elsewhere.
- * set_isa() limits the choice, for tests. Threads: pthreads over row bands, GIL released.
+ * (__builtin_cpu_supports), SSE2 (V = 4, no FMA) as the x86-64 baseline, plain C elsewhere;
+ * AVX512-BF16 (level 3) for bfloat16 input. set_isa() limits the choice, for tests.
+ * Threads: pthreads over row bands, GIL released.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -37,11 +44,18 @@
 #include <immintrin.h>
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#if defined(__clang__) || __GNUC__ >= 10
+#define HAVE_BF16 1
+#define TARGET_BF16 __attribute__((target("avx512f,avx512bf16,avx2,fma")))
 #else
+#define HAVE_BF16 0
+#endif
+#else
+#define HAVE_BF16 0
 #define HAVE_X86 0
 #endif
 
-enum { ISA_BASE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+enum { ISA_BASE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_BF16 = 3 };
 
 typedef struct {
     const float *in;
@@ -53,7 +67,37 @@ typedef struct {
     const float *wp;        /* packed (nblocks, cin, 3, 3, CB), zero for o >= cout */
     const float *bias;      /* (nblocks * CB), zero-padded */
     int64_t wpad;           /* length of a transposed row: >= 2 + ceil(w / (V.XB)).V.XB */
+    int bf16;               /* input elements are bfloat16 (converted to float32 rows) */
+    int pairs;              /* bfloat16 pairs of channels as 32-bit elements (AVX512-BF16) */
 } Conv;
+
+static inline float bf16_to_f32(uint16_t b) {
+    const uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* float32 -> bfloat16 bits, rounded to nearest even (finite values). */
+static inline uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* Planar float32 copy of bfloat16 input row y (any strides). */
+static void transpose_row_bf16(const Conv *p, int64_t y, float *dst) {
+    const int64_t w = p->w, wpad = p->wpad;
+    const uint16_t *src = (const uint16_t *)(const void *)p->in + y * p->in_rs;
+    for (int c = 0; c < p->cin; c++) {
+        float *d = dst + c * wpad;
+        const uint16_t *s = src + c * p->in_cs;
+        d[0] = 0.0f;
+        for (int64_t x = 0; x < w; x++) d[1 + x] = bf16_to_f32(s[x * p->in_ps]);
+        memset(d + 1 + w, 0, sizeof(float) * (size_t)(wpad - 1 - w));
+    }
+}
 
 /* Planar copy of input row y (or zeros outside the image): dst[c * wpad + 1 + x]. */
 static void transpose_row(const Conv *p, int64_t y, float *dst) {
@@ -249,18 +293,29 @@ DEFINE_ROW(row_avx2, TARGET_AVX2, __m256, 8, _mm256_loadu_ps, _mm256_set1_ps, _m
            _mm256_store_ps)
 DEFINE_ROW(row_avx512, TARGET_AVX512, __m512, 16, _mm512_loadu_ps, _mm512_set1_ps,
            _mm512_fmadd_ps, _mm512_store_ps)
+#if HAVE_BF16
+/* bfloat16 pairs: "channel" c is the pair (2c, 2c + 1), a weight the two bfloat16 of the
+ * pair's taps as one 32-bit value; vdpbf16ps adds both products to the float32 sums. */
+#define BF_FMA(v, w, acc)                                                                      \
+    _mm512_dpbf16_ps(acc, (__m512bh)_mm512_castps_si512(v), (__m512bh)_mm512_castps_si512(w))
+DEFINE_ROW(row_bf16, TARGET_BF16, __m512, 16, _mm512_loadu_ps, _mm512_set1_ps, BF_FMA,
+           _mm512_store_ps)
+#endif
 #endif
 
 static int cpu_isa(void) {
 #if HAVE_X86
     __builtin_cpu_init();
+#if HAVE_BF16
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")) return ISA_BF16;
+#endif
     if (__builtin_cpu_supports("avx512f")) return ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ISA_AVX2;
 #endif
     return ISA_BASE;
 }
 
-static int isa_limit = ISA_AVX512; /* set_isa(): a lower limit, for tests */
+static int isa_limit = ISA_BF16; /* set_isa(): a lower limit, for tests */
 
 static int use_isa(void) {
     const int have = cpu_isa();
@@ -269,7 +324,7 @@ static int use_isa(void) {
 
 static int isa_width(int isa) {
 #if HAVE_X86
-    return isa == ISA_AVX512 ? 16 : (isa == ISA_AVX2 ? 8 : 4);
+    return isa >= ISA_AVX512 ? 16 : (isa == ISA_AVX2 ? 8 : 4);
 #else
     (void)isa;
     return 1;
@@ -295,8 +350,9 @@ static void *run_work(void *arg) {
         wk->failed = 1;
         return NULL;
     }
-    const int cl = p->in_cs == 1 && p->in_ps == p->cin;
-    void (*tr)(const Conv *, int64_t, float *) = cl ? transpose_row_cl : transpose_row;
+    const int cl = !p->bf16 && p->in_cs == 1 && p->in_ps == p->cin;
+    void (*tr)(const Conv *, int64_t, float *) =
+        p->bf16 ? transpose_row_bf16 : (cl ? transpose_row_cl : transpose_row);
 #if HAVE_X86
     if (cl && wk->isa >= ISA_AVX2 && p->cin % 8 == 0)
         tr = transpose_row_cl_avx2;
@@ -323,7 +379,12 @@ static void *run_work(void *arg) {
          * the row; prefetches do not fault) */
         const float *pf = cl && y + 2 < p->h ? p->in + (y + 2) * p->in_rs : NULL;
 #if HAVE_X86
-        if (wk->isa == ISA_AVX512)
+#if HAVE_BF16
+        if (p->pairs)
+            row_bf16(p, r, y, pf);
+        else
+#endif
+        if (wk->isa >= ISA_AVX512)
             row_avx512(p, r, y, pf);
         else if (wk->isa == ISA_AVX2)
             row_avx2(p, r, y, pf);
@@ -379,9 +440,10 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
     (void)self;
     unsigned long long in, out, wt, bias;
     long long in_rs, in_ps, in_cs, out_rs, out_ps, out_cs, h, w;
-    int cin, cout, threads;
-    if (!PyArg_ParseTuple(args, "KLLLKLLLLLiiKKi", &in, &in_rs, &in_ps, &in_cs, &out, &out_rs,
-                          &out_ps, &out_cs, &h, &w, &cin, &cout, &wt, &bias, &threads))
+    int cin, cout, threads, bf16;
+    if (!PyArg_ParseTuple(args, "KpLLLKLLLLLiiKKi", &in, &bf16, &in_rs, &in_ps, &in_cs, &out,
+                          &out_rs, &out_ps, &out_cs, &h, &w, &cin, &cout, &wt, &bias,
+                          &threads))
         return NULL;
     if (h < 1 || w < 1 || cin < 1 || cin > MAX_CIN || cout < 1 || cout > MAX_COUT) {
         PyErr_Format(PyExc_ValueError, "conv: bad size %lld x %lld, %d -> %d channels", h, w,
@@ -406,6 +468,10 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
     p.cout = cout;
     p.nblocks = (cout + CB - 1) / CB;
     p.wpad = 2 + (w + vxb - 1) / vxb * vxb;
+    p.bf16 = bf16;
+    /* bfloat16 channels last, an even number of them: pairs of channels as 32-bit values */
+    p.pairs = bf16 && isa == ISA_BF16 && cin % 2 == 0 && in_cs == 1 && in_ps == cin &&
+              in_rs % 2 == 0;
     const float *wsrc = (const float *)(uintptr_t)wt, *bsrc = (const float *)(uintptr_t)bias;
     const size_t nw = (size_t)p.nblocks * cin * 9 * CB;
     float *wp = (float *)calloc(nw + (size_t)p.nblocks * CB, sizeof(float));
@@ -415,11 +481,26 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
         const int b = o / CB, k = o % CB;
         bp[o] = bsrc[o];
         for (int c = 0; c < cin; c++)
-            for (int t = 0; t < 9; t++)
-                wp[(((int64_t)b * cin + c) * 9 + t) * CB + k] = wsrc[((int64_t)o * cin + c) * 9 + t];
+            for (int t = 0; t < 9; t++) {
+                const float v = wsrc[((int64_t)o * cin + c) * 9 + t];
+                const int64_t at = (((int64_t)b * cin + c) * 9 + t) * CB + k;
+                if (p.pairs) { /* bfloat16 of channel 2c' at the low half, 2c' + 1 high */
+                    const int64_t at2 = (((int64_t)b * (cin / 2) + c / 2) * 9 + t) * CB + k;
+                    uint16_t *h16 = (uint16_t *)(void *)(wp + at2);
+                    h16[c % 2] = f32_to_bf16(v);
+                } else {
+                    wp[at] = bf16 ? bf16_to_f32(f32_to_bf16(v)) : v;
+                }
+            }
     }
     p.wp = wp;
     p.bias = bp;
+    if (p.pairs) { /* the kernel sees cin / 2 channels of 32 bits */
+        p.cin = cin / 2;
+        p.in_rs = in_rs / 2;
+        p.in_ps = cin / 2;
+        p.bf16 = 0;
+    }
     const int rc = run_threads(&p, threads, isa);
     free(wp);
     if (rc) return NULL;
@@ -431,7 +512,7 @@ static PyObject *py_set_isa(PyObject *self, PyObject *args) {
     int limit;
     if (!PyArg_ParseTuple(args, "i", &limit)) return NULL;
     const int before = isa_limit;
-    isa_limit = limit < ISA_BASE ? ISA_BASE : (limit > ISA_AVX512 ? ISA_AVX512 : limit);
+    isa_limit = limit < ISA_BASE ? ISA_BASE : (limit > ISA_BF16 ? ISA_BF16 : limit);
     return PyLong_FromLong(before);
 }
 
@@ -448,9 +529,10 @@ static PyMethodDef methods[] = {
      "CPU has them; returns the previous limit. For testing every copy of the kernel."},
     {"isa", py_isa, METH_NOARGS, "isa() -> int: the kernel in use (0, 1 or 2; see set_isa)."},
     {"conv", py_conv, METH_VARARGS,
-     "conv(in, in_rs, in_ps, in_cs, out, out_rs, out_ps, out_cs, h, w, c_in, c_out,\n"
+     "conv(in, bf16, in_rs, in_ps, in_cs, out, out_rs, out_ps, out_cs, h, w, c_in, c_out,\n"
      "     weight, bias, threads)\n\n"
-     "3x3 convolution, zero padding 1, of float32 (h, w, c_in) at address in (strides in\n"
+     "3x3 convolution, zero padding 1, of float32 (or bfloat16 if bf16: the weights are\n"
+     "then rounded to bfloat16 too) (h, w, c_in) at address in (strides in\n"
      "elements: row, pixel, channel) into float32 (h, w, c_out) at out; weight (c_out, c_in,\n"
      "3, 3) and bias (c_out,) float32 contiguous; c_out <= 16. No checks on the addresses."},
     {NULL, NULL, 0, NULL},
