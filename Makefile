@@ -8,7 +8,7 @@ export SUBPIXEL_DATA ?= $(abspath ../shared/data)
 
 .PHONY: setup test check format demo bench fuzz clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt setup.py $(wildcard src/subpixel/_csrc/*.c)
+$(VENV)/.installed: pyproject.toml constraints.txt setup.py $(wildcard src/subpixel/_csrc/*.[ch])
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]"

@@ -715,7 +715,7 @@ def test_int8_x2_last_layer_kernel_equals_conv2d_path(
     compiled kernel gives F.conv2d's phases."""
     model = _model(2, "relu", output_activation=output_activation)
     fast = optimize_for_inference(model, precision="int8")
-    assert "last layer fp32" in fast.backend
+    assert "last layer bf16" in fast.backend
     y = torch.cat([_smooth_image(37, 29, seed=5), _smooth_image(37, 29, seed=6)])
     calls = []
     kernel = _native.conv3x3_pixels

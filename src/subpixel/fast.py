@@ -878,7 +878,7 @@ class _CpuInt8(FastESPCN):
                 last_layer.k,
             )
             gains[len(rest)] = torch.ones_like(gains[len(rest)])  # float activations out
-            self.backend += ", last layer fp32"
+            self.backend += ", last layer bf16"
         for idx, layer in enumerate(rest):
             last = idx == len(rest) - 1
             co = int(layer.weight.shape[0])

@@ -32,9 +32,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
+
 #define MAX_COUT 16
 #define MAX_CIN 1024
-#define MAX_THREADS 64
+#define MAX_THREADS SP_MAX_THREADS
 #define CB 4  /* output channels per register block */
 #define XB 2  /* vectors of pixels per register block */
 #define VMAX 16
@@ -405,8 +407,6 @@ static int run_threads(const Conv *p, int threads, int isa) {
     if (rows * p->w * p->cin * p->cout < ((int64_t)1 << 16)) threads = 1; /* not worth it */
     if (threads > rows) threads = (int)rows;
     Work work[MAX_THREADS];
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
     for (int k = 0; k < threads; k++) {
@@ -416,15 +416,7 @@ static int run_threads(const Conv *p, int threads, int isa) {
         work[k].isa = isa;
         work[k].failed = 0;
     }
-    for (int k = 1; k < threads; k++)
-        started[k] = pthread_create(&tid[k], NULL, run_work, &work[k]) == 0;
-    run_work(&work[0]);
-    for (int k = 1; k < threads; k++) {
-        if (started[k])
-            pthread_join(tid[k], NULL);
-        else
-            run_work(&work[k]); /* could not start a thread: do its share here */
-    }
+    sp_parallel_for(run_work, work, sizeof(Work), threads);
     for (int k = 0; k < threads; k++) failed |= work[k].failed;
     Py_END_ALLOW_THREADS
     if (failed) {

@@ -31,8 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
+
 #define MAX_S 8
-#define MAX_THREADS 64
+#define MAX_THREADS SP_MAX_THREADS
 #define RING 5
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -444,8 +446,6 @@ static int run_threads(const Pre *pre, const Post *post, int64_t rows, int threa
     if (threads > rows) threads = (int)(rows > 0 ? rows : 1);
     const int isa = use_isa();
     Work work[MAX_THREADS];
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
     for (int k = 0; k < threads; k++) {
@@ -456,15 +456,7 @@ static int run_threads(const Pre *pre, const Post *post, int64_t rows, int threa
         work[k].isa = isa;
         work[k].failed = 0;
     }
-    for (int k = 1; k < threads; k++)
-        started[k] = pthread_create(&tid[k], NULL, run_work, &work[k]) == 0;
-    run_work(&work[0]);
-    for (int k = 1; k < threads; k++) {
-        if (started[k])
-            pthread_join(tid[k], NULL);
-        else
-            run_work(&work[k]); /* could not start a thread: do its share here */
-    }
+    sp_parallel_for(run_work, work, sizeof(Work), threads);
     for (int k = 0; k < threads; k++) failed |= work[k].failed;
     Py_END_ALLOW_THREADS
     if (failed) {

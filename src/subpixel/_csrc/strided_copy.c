@@ -20,17 +20,19 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pthread.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "parallel.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
 #define MAX_DIMS 32
-#define MAX_THREADS 64
+#define MAX_THREADS SP_MAX_THREADS
 
 typedef struct {
     uint64_t lo, hi;
@@ -261,20 +263,6 @@ static void *run_work(void *arg) {
     return NULL;
 }
 
-/* fn(&work[k]) for every k, on k threads (the caller's thread included). */
-static void run_threads(void *(*fn)(void *), Work *work, int threads) {
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int k = 1; k < threads; k++) started[k] = pthread_create(&tid[k], NULL, fn, &work[k]) == 0;
-    fn(&work[0]);
-    for (int k = 1; k < threads; k++) {
-        if (started[k])
-            pthread_join(tid[k], NULL);
-        else
-            fn(&work[k]); /* could not start a thread: do its share here */
-    }
-}
-
 /* Length in bytes of the contiguous streams in which loops over dims[0..n) (outermost first)
  * around a tile of `run` contiguous bytes walk an array with byte strides `st`. A loop that
  * continues the stream lengthens it; a short loop elsewhere interleaves a few streams (at
@@ -492,9 +480,9 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
     if (p.dense_dst && p.dense_bytes >= POPULATE_MIN_BYTES) {
         const char *no_huge = getenv("SUBPIXEL_NO_HUGEPAGES");
         p.huge_pages = !(no_huge && no_huge[0] && strcmp(no_huge, "0") != 0);
-        run_threads(populate_share, work, threads);
+        sp_parallel_for(populate_share, work, sizeof(Work), threads);
     }
-    run_threads(run_work, work, threads);
+    sp_parallel_for(run_work, work, sizeof(Work), threads);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
