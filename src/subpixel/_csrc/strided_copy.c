@@ -27,7 +27,7 @@
 
 #include "parallel.h"
 
-#ifndef MADV_POPULATE_WRITE
+#if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
@@ -86,9 +86,16 @@ static void *populate_share(void *arg) {
     if (end <= start) return NULL;
     if (p->huge_pages) {
         uintptr_t hs = (start + huge - 1) & ~(huge - 1), he = end & ~(huge - 1);
+#ifdef MADV_HUGEPAGE
         if (he > hs) madvise((void *)hs, he - hs, MADV_HUGEPAGE);
+#else
+        (void)hs;
+        (void)he;
+#endif
     }
+#ifdef MADV_POPULATE_WRITE /* elsewhere (macOS, BSD) the copy faults the pages in as usual */
     madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+#endif
     return NULL;
 }
 
