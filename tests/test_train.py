@@ -111,12 +111,20 @@ def test_resume_is_bit_identical_and_skips_corrupt_checkpoint(
     (run / "model.safetensors").unlink()
     last = run / "checkpoints" / "step-0000025.safetensors"
     last.write_bytes(last.read_bytes()[:100])
+    # ... and the temporary files of writes it was killed in (atomic_write_bytes, the plot)
+    stale = [run / ".log.csv.k1ll3d.tmp", run / ".model.md.x.tmp", run / "curves.tmp.png"]
+    stale.append(run / "checkpoints" / ".step-0000030.safetensors.tmp")
+    for p in stale:
+        p.write_bytes(b"partial")
+    keep = run / ".notes.txt.tmp"  # not the run's: left alone
+    keep.write_bytes(b"mine")
     with pytest.warns(UserWarning, match="unreadable checkpoint"):
         train(TrainConfig(**{**cfg.__dict__, "resume": True}))
     got = load_file(str(run / "model.safetensors"))
     assert got.keys() == expected.keys()
     for k in expected:
         assert torch.equal(got[k], expected[k]), k
+    assert not any(p.exists() for p in stale) and keep.exists()
 
 
 def test_resume_with_other_settings_is_refused(tmp_path: Path, one_thread: object) -> None:

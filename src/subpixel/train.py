@@ -218,13 +218,22 @@ class _Restored:
     commands: list[str]
 
 
+#: Files a run writes into its folder (atomically, through temporary files).
+_RUN_FILES = ("log.csv", "model.md", "model.safetensors", "curves.png")
+
+
 def _load_latest_checkpoint(run_dir: Path) -> _Restored | None:
     """The newest checkpoint that reads back; corrupt ones are skipped with a warning.
 
     Temporary files left by a run killed while writing are removed first.
     """
-    for stale in (run_dir / "checkpoints").glob(".step-*.tmp"):
-        stale.unlink(missing_ok=True)
+    stale = [*(run_dir / "checkpoints").glob(".step-*.tmp"), run_dir / "curves.tmp.png"]
+    # atomic_write_bytes's temporaries of the run's own files: ".log.csv.<random>.tmp", ...
+    stale += [
+        p for p in run_dir.glob(".*.tmp") if any(p.name.startswith(f".{f}.") for f in _RUN_FILES)
+    ]
+    for path in stale:
+        path.unlink(missing_ok=True)
     for _, path in reversed(_checkpoints(run_dir)):
         try:
             tensors, meta = load_weights(path)
