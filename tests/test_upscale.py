@@ -570,7 +570,8 @@ def test_rgb8_route_agrees_with_float_route(
     assert eng.uses_rgb8(img[None])
     whole = up(img)
     assert calls == [img.shape]
-    eng.tile = 16
+    eng.tile = 8
+    assert eng.rgb8_tile == 16  # the fused path in float32 on the CPU: tiles of twice the side
     tiled = up(img)
     assert len(calls) == 1 + 4 * 5  # 60×75 in 16-pixel tiles
     frozen = img.copy()
@@ -597,3 +598,11 @@ def test_rgb8_route_only_for_8bit_rgb_with_a_fused_model() -> None:
     assert not Upscaler(_model(2), pipeline=opencv).engine.uses_rgb8(img)
     prelu = get_model("espcn", scale=2, activation="prelu")
     assert not Upscaler(prelu).engine.uses_rgb8(img)  # not ESPCN-like: the plain model
+
+
+def test_rgb8_tile_doubles_only_for_the_banded_fp32_path() -> None:
+    from subpixel._upscale.engine import Engine
+
+    assert Engine(_model(2), tile=300).rgb8_tile == 600  # fp32 CPU: network in row bands
+    assert Engine(_model(2), tile=300, precision="int8").rgb8_tile == 300  # whole-tile layers
+    assert Engine(_model(2), tile=0).rgb8_tile == 0  # untiled stays untiled

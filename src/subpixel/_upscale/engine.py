@@ -175,6 +175,21 @@ class Engine:
         )
 
     @property
+    def rgb8_tile(self) -> int:
+        """Tile size of the fused 8-bit path: twice :attr:`tile` in float32 on the CPU.
+
+        That path runs the network in row bands, so its memory grows with a tile's pixels far
+        more slowly than the float route's; a 960×540 frame then fits one tile (×2 frames
+        11% faster in benchmarks/bench_upscale.py).
+        """
+        fp32_cpu = (
+            self.fast is not None
+            and self.fast.net.precision == "fp32"
+            and self.device.type == "cpu"
+        )
+        return 2 * self.tile if self.tile and fp32_cpu else self.tile
+
+    @property
     def fused_rgb8(self) -> bool:
         """Whether 8-bit RGB images go through the fused uint8 path, one image at a time."""
         return self._fast_rgb
@@ -215,7 +230,7 @@ class Engine:
                 src,
                 self.rgb8,
                 scale=self.scale,
-                tile=self.tile if tile is None else tile,
+                tile=self.rgb8_tile if tile is None else tile,
                 overlap=self.overlap,
             )
         exact = self.pipeline.opencv_exact and src.dtype == np.uint8
@@ -234,7 +249,7 @@ class Engine:
         n, h, w, c = src.shape
         out = np.empty((n, h * self.scale, w * self.scale, c), dtype=src.dtype)
         if self.uses_rgb8(src):  # written in place, strip by strip
-            t = self.tile if tile is None else tile
+            t = self.rgb8_tile if tile is None else tile
             for _ in iter_image_strips(
                 src, self.rgb8, scale=self.scale, tile=t, overlap=self.overlap, out=out
             ):

@@ -129,9 +129,11 @@ def upscale_video(
         out_w, out_h = width * s, height * s
         n_batch = max(1, min(batch, _BATCH_BYTES // (out_w * out_h * 3)))
         # float blocks hold the whole batch, so their tiles shrink with it; the fused 8-bit
-        # path (Engine.rgb8) goes a frame at a time and keeps the engine's tile size
-        shrink = 1.0 if engine.fused_rgb8 else math.sqrt(n_batch)
-        tile = max(64, int(engine.tile / shrink)) if engine.tile > 0 else 0
+        # path (Engine.rgb8) goes a frame at a time with its own tile size
+        if engine.fused_rgb8:
+            tile = engine.rgb8_tile
+        else:
+            tile = max(64, int(engine.tile / math.sqrt(n_batch))) if engine.tile > 0 else 0
         name = _codec(av, dst_p, codec)
         frames = 0
         bar = tqdm(
