@@ -404,7 +404,7 @@ static int run_threads(const Conv *p, int threads, int isa) {
     const int64_t rows = p->h;
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (rows * p->w * p->cin * p->cout < ((int64_t)1 << 16)) threads = 1; /* not worth it */
+    threads = sp_threads_for(threads, rows * p->w * p->cin * p->cout, 1 << 18); /* MAC/9 each */
     if (threads > rows) threads = (int)rows;
     Work work[MAX_THREADS];
     int failed = 0;

@@ -7,6 +7,16 @@
 
 #define SP_MAX_THREADS 64
 
+/* How many of `threads` to use for `work` units when a thread should get at least `grain`
+ * of them (starting a thread costs tens of microseconds: on a many-core machine a small job
+ * must not start one per core). At least 1, at most SP_MAX_THREADS. */
+static inline int sp_threads_for(int threads, long long work, long long grain) {
+    long long useful = grain > 0 ? work / grain : work;
+    if (useful < threads) threads = (int)useful;
+    if (threads > SP_MAX_THREADS) threads = SP_MAX_THREADS;
+    return threads < 1 ? 1 : threads;
+}
+
 /* fn(items + k * size) for every k < n, on n threads (the caller's thread included). A share
  * whose thread cannot be started is done by the caller afterwards. Call it with the GIL
  * released. */

@@ -442,7 +442,7 @@ static int run_threads(const Pre *pre, const Post *post, int64_t rows, int threa
                        int64_t work_per_row) {
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (rows * work_per_row < ((int64_t)1 << 14)) threads = 1; /* not worth a thread */
+    threads = sp_threads_for(threads, rows * work_per_row, 1 << 14); /* each one's share */
     if (threads > rows) threads = (int)(rows > 0 ? rows : 1);
     const int isa = use_isa();
     Work work[MAX_THREADS];

@@ -441,7 +441,7 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
     const int64_t total = n_outer * p.n_k * p.n_i * p.n_t;
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (total < ((int64_t)1 << 15)) threads = 1;
+    threads = sp_threads_for(threads, (long long)(total * itemsize), 1 << 18); /* 256 KiB each */
     /* Enough steps for the threads to share evenly: cut K, then T (or the rows), if needed. */
     const int64_t want = 8 * (int64_t)threads;
     if (threads > 1 && n_outer < want && p.n_k > 1) {
