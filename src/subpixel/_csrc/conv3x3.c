@@ -317,12 +317,8 @@ static int cpu_isa(void) {
     return ISA_BASE;
 }
 
-static int isa_limit = ISA_BF16; /* set_isa(): a lower limit, for tests */
-
-static int use_isa(void) {
-    const int have = cpu_isa();
-    return have < isa_limit ? have : isa_limit;
-}
+#define SP_ISA_TOP ISA_BF16
+#include "isa.h"
 
 static int isa_width(int isa) {
 #if HAVE_X86
@@ -499,27 +495,8 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *py_set_isa(PyObject *self, PyObject *args) {
-    (void)self;
-    int limit;
-    if (!PyArg_ParseTuple(args, "i", &limit)) return NULL;
-    const int before = isa_limit;
-    isa_limit = limit < ISA_BASE ? ISA_BASE : (limit > ISA_BF16 ? ISA_BF16 : limit);
-    return PyLong_FromLong(before);
-}
-
-static PyObject *py_isa(PyObject *self, PyObject *args) {
-    (void)self;
-    (void)args;
-    return PyLong_FromLong(use_isa());
-}
-
 static PyMethodDef methods[] = {
-    {"set_isa", py_set_isa, METH_VARARGS,
-     "set_isa(limit) -> int\n\n"
-     "Use kernels up to 0 (baseline), 1 (AVX2+FMA) or 2 (AVX-512F, the default) where the\n"
-     "CPU has them; returns the previous limit. For testing every copy of the kernel."},
-    {"isa", py_isa, METH_NOARGS, "isa() -> int: the kernel in use (0, 1 or 2; see set_isa)."},
+    SP_ISA_METHODS,
     {"conv", py_conv, METH_VARARGS,
      "conv(in, bf16, in_rs, in_ps, in_cs, out, out_rs, out_ps, out_cs, h, w, c_in, c_out,\n"
      "     weight, bias, threads)\n\n"

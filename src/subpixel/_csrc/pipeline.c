@@ -384,12 +384,8 @@ static int cpu_isa(void) {
 #endif
 }
 
-static int isa_limit = ISA_AVX512; /* set_isa(): a lower limit, for tests */
-
-static int use_isa(void) {
-    const int have = cpu_isa();
-    return have < isa_limit ? have : isa_limit;
-}
+#define SP_ISA_TOP ISA_AVX512
+#include "isa.h"
 
 /* ---- threads ----------------------------------------------------------------------- */
 
@@ -559,27 +555,8 @@ static PyObject *py_post(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *py_set_isa(PyObject *self, PyObject *args) {
-    (void)self;
-    int limit;
-    if (!PyArg_ParseTuple(args, "i", &limit)) return NULL;
-    const int before = isa_limit;
-    isa_limit = limit < ISA_BASE ? ISA_BASE : (limit > ISA_AVX512 ? ISA_AVX512 : limit);
-    return PyLong_FromLong(before);
-}
-
-static PyObject *py_isa(PyObject *self, PyObject *args) {
-    (void)self;
-    (void)args;
-    return PyLong_FromLong(use_isa());
-}
-
 static PyMethodDef methods[] = {
-    {"set_isa", py_set_isa, METH_VARARGS,
-     "set_isa(limit) -> int\n\n"
-     "Use kernels up to 0 (baseline), 1 (AVX2+FMA) or 2 (AVX-512, the default) where the\n"
-     "CPU has them; returns the previous limit. For testing every copy of the kernels."},
-    {"isa", py_isa, METH_NOARGS, "isa() -> int: the kernels in use (0, 1 or 2; see set_isa)."},
+    SP_ISA_METHODS,
     {"pre", py_pre, METH_VARARGS,
      "pre(src, is_u8, src_row_stride, h, w, y, c, coef, replicate, threads)\n\n"
      "uint8 RGB (h, w, 3) (row stride in bytes, pixels dense) or float32 planes (3, h, w)\n"
