@@ -30,3 +30,17 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"SUBPIXEL_DATA={root} is not a directory: shared data tests skipped")
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_espcn_x2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random ESPCN ×2 weights file, for tests where the result's quality does not
+    matter (faults, fuzzing)."""
+    from subpixel.models import get_model
+    from subpixel.serialization import save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny_x2.safetensors"
+    model = get_model("espcn", scale=2, features=(8, 4))
+    save_weights(path, model.state_dict(), model="espcn", config={"scale": 2, "features": [8, 4]})
+    return path

@@ -21,8 +21,6 @@ import torch
 from PIL import Image
 
 from subpixel.cli import main
-from subpixel.models import get_model
-from subpixel.serialization import save_weights
 from subpixel.upscale import Upscaler
 
 _ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -38,13 +36,9 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def weights(tiny_espcn_x2: Path) -> Path:
     """A small random ESPCN ×2 (the result's quality does not matter here)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny_x2.safetensors"
-    model = get_model("espcn", scale=2, features=(8, 4))
-    save_weights(path, model.state_dict(), model="espcn", config={"scale": 2, "features": [8, 4]})
-    return path
+    return tiny_espcn_x2
 
 
 def _noise(path: Path, w: int, h: int, seed: int) -> Path:

@@ -35,8 +35,6 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from subpixel.cli import main
-from subpixel.models import get_model
-from subpixel.serialization import save_weights
 from subpixel.upscale import IMAGE_EXTENSIONS, ImageError, Upscaler
 
 #: ``make fuzz``: total seconds for this file's targets; unset in the normal test run.
@@ -81,12 +79,9 @@ def one_thread() -> object:
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny_x2.safetensors"
-    model = get_model("espcn", scale=2, features=(8, 4))
-    save_weights(path, model.state_dict(), model="espcn", config={"scale": 2, "features": [8, 4]})
-    return path
+def weights(tiny_espcn_x2: Path) -> Path:
+    """A small random ESPCN ×2 (the result's quality does not matter here)."""
+    return tiny_espcn_x2
 
 
 # -- seeds: small valid files of every format and mode we decode ----------------------------------
