@@ -398,8 +398,6 @@ static void *run_work(void *arg) {
 
 static int run_threads(const Conv *p, int threads, int isa) {
     const int64_t rows = p->h;
-    if (threads < 1) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
     threads = sp_threads_for(threads, rows * p->w * p->cin * p->cout, 1 << 18); /* MAC/9 each */
     if (threads > rows) threads = (int)rows;
     Work work[MAX_THREADS];

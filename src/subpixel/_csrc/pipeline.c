@@ -436,8 +436,6 @@ static void *run_work(void *arg) {
 /* Share rows [0, rows) out between threads; returns 0, or -1 (MemoryError set). */
 static int run_threads(const Pre *pre, const Post *post, int64_t rows, int threads,
                        int64_t work_per_row) {
-    if (threads < 1) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
     threads = sp_threads_for(threads, rows * work_per_row, 1 << 14); /* each one's share */
     if (threads > rows) threads = (int)(rows > 0 ? rows : 1);
     const int isa = use_isa();

@@ -439,8 +439,6 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
     int64_t n_outer = 1;
     for (int k = 0; k < p.ndim; k++) n_outer *= p.shape[k];
     const int64_t total = n_outer * p.n_k * p.n_i * p.n_t;
-    if (threads < 1) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
     threads = sp_threads_for(threads, (long long)(total * itemsize), 1 << 18); /* 256 KiB each */
     /* Enough steps for the threads to share evenly: cut K, then T (or the rows), if needed. */
     const int64_t want = 8 * (int64_t)threads;
