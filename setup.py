@@ -22,4 +22,11 @@ def kernel(name: str) -> Extension:
     )
 
 
-setup(ext_modules=[kernel("strided_copy"), kernel("pipeline"), kernel("conv3x3")])
+setup(
+    ext_modules=[
+        kernel("strided_copy"),
+        kernel("pipeline"),
+        kernel("conv3x3"),
+        kernel("conv_first"),
+    ]
+)

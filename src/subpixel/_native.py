@@ -299,3 +299,103 @@ def conv3x3_pixels(
         torch.get_num_threads(),
     )
     return out
+
+
+# -- the first layer of ESPCN: k×k, one channel in, channels-last out (_csrc/conv_first.c) --
+
+_conv_first: Any
+try:
+    from subpixel import _conv_first  # type: ignore[no-redef]
+except ImportError:
+    _conv_first = None
+
+__all__ += ["conv_first_available", "conv_first_rows"]
+
+
+def conv_first_available() -> bool:
+    """Whether the compiled one-channel k×k convolution was built for this Python."""
+    return _conv_first is not None
+
+
+def conv_first_rows(
+    padded: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    out: torch.Tensor,
+    relu: bool,
+    threads: int = 1,
+) -> bool:
+    """Write ``out[y, x, o] = act(bias[o] + Σ_{dy,dx<k} padded[y+dy, x+dx]·weight[o, dy, dx])``.
+
+    The k×k convolution of one already zero-padded channel into ``c_out`` channels, written
+    channels last: ``F.conv2d(padded[None, None], weight, bias)[0].permute(1, 2, 0)``
+    (``act`` ReLU if ``relu``, else the identity), summed in float32 from the bias, tap by
+    tap (fused multiply-adds with AVX2 or AVX-512; products rounded first on SSE2).
+
+    Args:
+        padded: ``(rows + k - 1, width + k - 1)`` float32 on the CPU, columns contiguous
+            (any row stride): the input plane with its padding.
+        weight: ``(c_out, k, k)`` or ``(c_out, 1, k, k)`` float32, ``1 <= k <= 11``,
+            ``1 <= c_out <= 256``; bias: ``(c_out,)`` float32.
+        out: ``(rows, width, c_out)`` float32, channels contiguous, any row and pixel
+            strides that keep the pixels apart (e.g. a slice of a larger tensor). Must not
+            overlap the inputs.
+        relu: clamp the results at zero (NaN stays NaN).
+        threads: threads to share the rows among (fewer for small jobs).
+
+    Returns:
+        True when done; False, having written nothing, when the kernel is missing or the
+        arguments are not of this form (the caller then uses another path).
+    """
+    if weight.dim() == 4 and weight.shape[1] == 1:
+        weight = weight[:, 0]
+    if (
+        _conv_first is None
+        or padded.dim() != 2
+        or weight.dim() != 3
+        or out.dim() != 3
+        or bias.dim() != 1
+        or not all(_plain_cpu_tensor(t) for t in (padded, weight, bias, out))
+        or not padded.dtype == weight.dtype == bias.dtype == out.dtype == torch.float32
+    ):
+        return False
+    c_out, k, k2 = (int(s) for s in weight.shape)
+    rows, width, c_out2 = (int(s) for s in out.shape)
+    if (
+        k != k2
+        or not 1 <= k <= 11
+        or not 1 <= c_out <= 256
+        or c_out2 != c_out
+        or bias.shape[0] != c_out
+        or rows < 1
+        or width < 1
+        or tuple(padded.shape) != (rows + k - 1, width + k - 1)
+        or (padded.stride(1) != 1 and padded.shape[1] > 1)
+        or (out.stride(2) != 1 and c_out > 1)
+    ):
+        return False
+    # no two pixels' channels may overlap: each axis (smaller stride first) must step past
+    # everything the axes before it span
+    reach = c_out
+    for stride, n in sorted((out.stride(d), out.shape[d]) for d in (0, 1) if out.shape[d] > 1):
+        if stride < reach:
+            return False
+        reach += (n - 1) * stride
+    weight = weight.contiguous()
+    bias = bias.contiguous()
+    _conv_first.conv(
+        padded.data_ptr(),
+        padded.stride(0),
+        out.data_ptr(),
+        out.stride(0),
+        out.stride(1),
+        rows,
+        width,
+        k,
+        c_out,
+        weight.data_ptr(),
+        bias.data_ptr(),
+        bool(relu),
+        int(threads),
+    )
+    return True
