@@ -10,13 +10,13 @@ C_FLAGS = ["-O3", "-std=c11", "-Wall", "-Wno-unknown-pragmas"]
 HEADERS = ["src/subpixel/_csrc/parallel.h", "src/subpixel/_csrc/isa.h"]
 
 
-def kernel(name: str) -> Extension:
+def kernel(name: str, flags: tuple[str, ...] = ()) -> Extension:
     """``subpixel._<name>`` from ``src/subpixel/_csrc/<name>.c``; skipped if it fails to build."""
     return Extension(
         f"subpixel._{name}",
         [f"src/subpixel/_csrc/{name}.c"],
         depends=HEADERS,
-        extra_compile_args=C_FLAGS,
+        extra_compile_args=C_FLAGS + list(flags),
         extra_link_args=["-pthread"],
         optional=True,
     )
@@ -28,5 +28,7 @@ setup(
         kernel("pipeline"),
         kernel("conv3x3"),
         kernel("conv_first"),
+        # a * b + c as one fused multiply-add where the CPU has it (GCC's vector types)
+        kernel("winograd", ("-ffp-contract=fast",)),
     ]
 )

@@ -353,7 +353,7 @@ class FastESPCN:
     Attributes:
         scale: the upscaling factor.
         precision: ``"fp32"`` or ``"int8"``.
-        backend: a short description of the kernels used, e.g. ``"cpu-nnpack-winograd"``.
+        backend: a short description of the kernels used, e.g. ``"cpu-winograd-f4x4"``.
         device: where it runs.
         y_alpha, y_beta: the affine map from :meth:`phases` to the model's output.
     """
@@ -489,6 +489,11 @@ def _band_pool(threads: int) -> ThreadPoolExecutor:
 
             def one_thread() -> None:
                 torch.set_num_threads(1)  # this thread's OpenMP/MKL setting (thread-local)
+                # PyTorch sets a thread's count once more, from a process-wide value, at the
+                # thread's first use of its thread pool; get_num_threads() does that now,
+                # while the value is 1 (else torch ops here would split over 2+ threads,
+                # and elementwise ops give results that depend on the split)
+                torch.get_num_threads()
                 ready.wait()
 
             pool = ThreadPoolExecutor(threads, thread_name_prefix="subpixel-band")
@@ -534,11 +539,31 @@ def _net_bands(h: int, w: int) -> list[tuple[int, int]]:
     return [(r, min(h, r + rows)) for r in range(0, h, rows)]
 
 
+def _native_bands(h: int, w: int) -> list[tuple[int, int]]:
+    """Row bands for the compiled path of :class:`_CpuFp32`: ~:data:`_NATIVE_BAND_PIXELS`.
+
+    ``4m + 2`` rows each (the hidden 3×3 layer then computes whole 4-row Winograd tiles),
+    at least two bands; they depend on the image size only.
+    """
+    rows = max(2, round(_NATIVE_BAND_PIXELS / max(w, 1) / 4) * 4 + 2)
+    rows = min(rows, max(2, (h + 1) // 2))
+    return [(r, min(h, r + rows)) for r in range(0, h, rows)]
+
+
+#: Output pixels per band of the compiled fp32 path: the first layer's output of a band
+#: (64 channels) then stays in the L2/L3 cache for the next layer (measured best on a
+#: 2-core AVX-512 CPU with 1 MB of L2 per core).
+_NATIVE_BAND_PIXELS = 12000
+
+
 class _CpuFp32(FastESPCN):
     """fp32 on CPU: the whole network band by band (rows, with halos) on all threads.
 
-    Each band runs the im2col first layer, NNPACK Winograd 3×3 layers (oneDNN when NNPACK
-    is missing) and the output activation on one thread, the bands in parallel.
+    With the compiled kernels (:mod:`subpixel._native`: ``conv_first`` and ``winograd``)
+    each band runs the first layer directly and the 3×3 layers by Winograd F(4×4, 3×3),
+    channels last, ReLU fused. Without them: the im2col first layer, NNPACK Winograd 3×3
+    layers (oneDNN when NNPACK is missing) and the output activation. One band per thread,
+    the bands in parallel.
     """
 
     def __init__(self, net: _Net) -> None:
@@ -575,6 +600,23 @@ class _CpuFp32(FastESPCN):
         # rows each layer's input needs above and below its output band
         self.halos = [sum(k // 2 for _, _, k, _ in self.convs[i:]) for i in range(len(rest) + 1)]
         self._setup_residual(net)
+        self.winograd = self._compiled_layers()
+        if self.winograd is not None:
+            self.backend = "cpu-winograd-f4x4"
+
+    def _compiled_layers(self) -> list[_native.Winograd3x3] | None:
+        """The 3×3 layers for the compiled kernels, or None where they do not apply."""
+        if not (_native.conv_first_available() and self.convs) or self.k1 > 11:
+            return None
+        if not 1 <= self.w1.shape[0] <= 256:
+            return None
+        layers = []
+        for wt, b, k, _ in self.convs:
+            conv = _native.Winograd3x3.create(wt, b) if k == 3 else None
+            if conv is None:
+                return None
+            layers.append(conv)
+        return layers
 
     def _activate(self, z: torch.Tensor) -> None:
         if self.act == "tanh":
@@ -618,11 +660,47 @@ class _CpuFp32(FastESPCN):
                 _apply_out(x, self.out_act)
         out[:, r0:r1] = x[0]
 
+    def _band_compiled(
+        self, padded: torch.Tensor, out: torch.Tensor, h: int, r0: int, r1: int
+    ) -> None:
+        """:meth:`_band` with the compiled kernels, channels last; ``out`` is ``(h, w, c)``."""
+        assert self.winograd is not None
+        w = out.shape[1]
+        relu = self.act == "relu"
+        lo, hi = r0 - self.halos[0], r1 + self.halos[0]
+        x = torch.empty(hi - lo, w, self.w1.shape[0])
+        src = padded[0, r0 : r0 + hi - lo + self.k1 - 1]
+        if not _native.conv_first_rows(
+            src, self.w1.view(-1, self.k1, self.k1), self.b1[:, 0], x, relu
+        ):
+            raise RuntimeError("subpixel: the compiled first layer refused its arguments")
+        for idx, (conv, (_, _, _, fix)) in enumerate(zip(self.winograd, self.convs, strict=True)):
+            if not relu:
+                self._activate(x)
+            # rows outside the image are the next layer's zero padding
+            if lo < 0:
+                x[:-lo] = 0.0
+            if hi > h:
+                x[h - hi :] = 0.0
+            last = idx == len(self.convs) - 1
+            lo, hi = lo + 1, hi - 1
+            z = out[lo:hi] if last else torch.empty(hi - lo, w, conv.c_out)
+            conv(x, z, relu=relu and not last)
+            if fix is not None:
+                fix.apply_rows(z.permute(2, 0, 1)[None], lo, h, w)
+            x = z
+        _apply_out(x, self.out_act)
+
     def _raw_phases(self, y: torch.Tensor) -> torch.Tensor:
         h, w = y.shape
         r = self.k1 // 2
         v = r + self.halos[0]
         padded = F.pad(y.float()[None, None], (r, r, v, v))[0].contiguous()
+        if self.winograd is not None:
+            out = torch.empty(h, w, self.c_out)
+            compiled = lambda r0, r1: self._band_compiled(padded, out, h, r0, r1)  # noqa: E731
+            _band_map(compiled, _native_bands(h, w))
+            return out.view(h * w, self.c_out)
         out = torch.empty(self.c_out, h, w)
         bands = _net_bands(h, w)
         _band_map(lambda r0, r1: self._band(padded, out, h, r0, r1), bands)
@@ -1395,7 +1473,7 @@ def fast_upscaler_for(
 
     Example:
         >>> from subpixel.models.espcn import ESPCN
-        >>> fast_upscaler_for(ESPCN(2)).net.backend in ("cpu-nnpack-winograd", "cpu-onednn")
+        >>> fast_upscaler_for(ESPCN(2)).net.backend.startswith("cpu-")
         True
         >>> fast_upscaler_for(ESPCN(2, channels=3)) is None
         True

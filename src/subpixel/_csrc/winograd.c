@@ -1,0 +1,386 @@
+/* A 3x3 convolution by Winograd's minimal filtering F(4x4, 3x3), channels last, float32:
+ * the hidden and last layers of the fp32 ESPCN (subpixel.fast._CpuFp32), where NNPACK's
+ * F(6x6, 3x3) reaches about half of this CPU's multiply-add rate.
+ *
+ * subpixel._winograd.conv(...) computes, for output rows y < rows_in - 2, columns x < w and
+ * output channels o < cout,
+ *   out[y, x, o] = act(bias[o] + sum_{c, dy, dx} in[y + dy, x + dx - 1, c] . wt[o, c, dy, dx])
+ * i.e. "valid" vertically (the caller passes the rows above and below) and zero-padded by
+ * one column left and right; act is the identity or ReLU. `in` has channels contiguous
+ * (pixel and row strides given, in elements), so does `out`. The weights come transformed,
+ * U[xi, c, o] = (G g[o, c] G^T)[xi] for the 36 positions xi of a 6x6 tile, with o padded
+ * with zeros to cpad (a multiple of 16): subpixel._native.winograd_weights makes them.
+ *
+ * Method: a tile of 4x4 outputs needs a 6x6 patch d of the input. Tiles are processed a
+ * block of TB consecutive tiles of one tile row at a time:
+ *   1. V[xi, t, c] = (B^T d_t B)[xi], vectors of 16 channels (interior tiles read the input
+ *      directly; tiles on the border copy their patch with zeros first);
+ *   2. M[xi] = V[xi] U[xi] for each xi: 36 small matrix products (TB x cin) (cin x cpad),
+ *      RT tiles x NV vectors of 16 output channels of sums held in registers, the weights
+ *      loaded once per input channel and the V values broadcast;
+ *   3. out = A^T M_t A + bias (act), stored for the pixels and channels that exist.
+ * This is 36/16 = 2.25 multiply-adds per output per weight instead of 9; V, M and U of a
+ * block stay in the L2 cache. The transforms are those of Lavin & Gray (2016) for the
+ * interpolation points 0, +-1, +-2 and infinity.
+ *
+ * The code is written once with GCC vector extensions (16 floats) and compiled three times,
+ * for AVX-512F, AVX2+FMA and the x86-64 baseline, chosen at run time (isa.h; set_isa()
+ * limits the choice, for tests); other compilers/CPUs get the portable copy. Build with
+ * -ffp-contract=fast so that a * b + c becomes a fused multiply-add where the CPU has one.
+ * Threads: pthreads over tile rows, GIL released. Results do not depend on the thread
+ * count (each tile is computed the same way by whichever thread takes it).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel.h"
+
+#define TB 24       /* tiles per block */
+#define MAX_CIN 4096
+#define MAX_CPAD 4096
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define HAVE_X86 1
+#define TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#else
+#define HAVE_X86 0
+#endif
+
+/* 64-byte vectors passed between always-inlined helpers only: no ABI is involved. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#define INLINE static inline __attribute__((always_inline))
+
+typedef float vf __attribute__((vector_size(64)));                /* aligned: V, M, U */
+typedef float vfu __attribute__((vector_size(64), aligned(4)));   /* any: in, out */
+typedef int32_t vsi __attribute__((vector_size(64)));
+
+enum { ISA_BASE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+
+typedef struct {
+    const float *in;
+    int64_t in_rs, in_ps;
+    float *out;
+    int64_t out_rs, out_ps;
+    int64_t rows_in, w;
+    int cin, cout, cpad, relu;
+    const float *u;    /* (36, cin, cpad) */
+    const float *bias; /* (cpad) */
+} Wino;
+
+typedef struct {
+    const Wino *p;
+    int64_t ty0, ty1; /* tile rows of this share */
+    int isa;
+    int failed;
+} Share;
+
+INLINE vf splat(float x) { return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+
+/* t = B^T d for six vectors (in place). */
+INLINE void bt6(vf d[6]) {
+    const vf d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3], d4 = d[4], d5 = d[5];
+    const vf s = d3 + d4, p = d1 + d2, s2 = d4 - d3, q = d1 - d2;
+    const vf e = d4 - d2, f = d3 - d1;
+    d[0] = d4 - 5.0f * d2 + 4.0f * d0;
+    d[1] = s - 4.0f * p;
+    d[2] = s2 + 4.0f * q;
+    d[3] = e + 2.0f * f;
+    d[4] = e - 2.0f * f;
+    d[5] = d5 - 5.0f * d3 + 4.0f * d1;
+}
+
+/* o = A^T m: four vectors from six. */
+INLINE void at6(const vf m[6], vf o[4]) {
+    const vf a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
+    o[0] = m[0] + a + c;
+    o[1] = b + 2.0f * d;
+    o[2] = a + 4.0f * c;
+    o[3] = b + 8.0f * d + m[5];
+}
+
+/* Step 1 for one tile: patch rows rp[i] (NULL: zeros), first column x0 (may be -1 or reach
+ * past w: those columns are zeros when `edge`), into V + t * cin (planes TB * cin apart;
+ * cin == p->cin, a constant where the caller can make it one). */
+INLINE void in_tile(const Wino *p, const float *const rp[6], int64_t x0, float *V, const int cin,
+                    const int edge) {
+    const size_t vs = (size_t)TB * cin;
+    for (int c0 = 0; c0 < cin; c0 += 16) {
+        vf tmp[6][6];
+#pragma GCC unroll 6
+        for (int j = 0; j < 6; j++) { /* columns: B^T over the rows */
+            const int64_t x = x0 + j;
+            const int col_ok = !edge || (x >= 0 && x < p->w);
+            vf col[6];
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++)
+                col[i] = (col_ok && (!edge || rp[i]))
+                             ? (vf) * (const vfu *)(rp[i] + x * p->in_ps + c0)
+                             : splat(0.0f);
+            bt6(col);
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) tmp[i][j] = col[i];
+        }
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) { /* rows: B^T over the columns */
+            bt6(tmp[i]);
+#pragma GCC unroll 6
+            for (int j = 0; j < 6; j++) *(vf *)(V + (size_t)(i * 6 + j) * vs + c0) = tmp[i][j];
+        }
+    }
+}
+
+/* Step 2: M[xi, t0 + t, n0 + 16 j] for t < rt, j < nv: the portable copy. */
+INLINE void gemm_block(const Wino *p, const float *V, float *M, int t0, int n0, const int rt,
+                       const int nv) {
+    const int cin = p->cin, cpad = p->cpad;
+    for (int xi = 0; xi < 36; xi++) {
+        const float *v = V + ((size_t)xi * TB + t0) * cin;
+        const float *u = p->u + (size_t)xi * cin * cpad + n0;
+        float *m = M + ((size_t)xi * TB + t0) * cpad + n0;
+        for (int t = 0; t < rt; t++)
+            for (int j = 0; j < nv; j++) *(vf *)(m + (size_t)t * cpad + 16 * j) = splat(0.0f);
+        for (int k = 0; k < cin; k++)
+            for (int t = 0; t < rt; t++) {
+                const vf b = splat(v[(size_t)t * cin + k]);
+                for (int j = 0; j < nv; j++)
+                    *(vf *)(m + (size_t)t * cpad + 16 * j) +=
+                        b * *(const vf *)(u + (size_t)k * cpad + 16 * j);
+            }
+    }
+}
+
+#if HAVE_X86
+#include <immintrin.h>
+/* The same with the sums in registers: RT tiles x NV vectors of W floats (VEC: __m512 or
+ * __m256), the NV weight vectors loaded once per input channel, each V value broadcast. */
+#define GEMM_KERNEL(NAME, TARGET, VEC, W, LOAD, STORE, SET1, ZERO, FMA, RT, NV)                \
+    TARGET static void NAME(const Wino *p, const float *V, float *M, int t0, int n0) {         \
+        const int cin = p->cin, cpad = p->cpad;                                                \
+        for (int xi = 0; xi < 36; xi++) {                                                      \
+            const float *v = V + ((size_t)xi * TB + t0) * cin;                                 \
+            const float *u = p->u + (size_t)xi * cin * cpad + n0;                              \
+            VEC acc[RT][NV];                                                                   \
+            _Pragma("GCC unroll 32") for (int t = 0; t < RT; t++)                              \
+                _Pragma("GCC unroll 8") for (int j = 0; j < NV; j++) acc[t][j] = ZERO();       \
+            for (int k = 0; k < cin; k++) {                                                    \
+                VEC wv[NV];                                                                    \
+                _Pragma("GCC unroll 8") for (int j = 0; j < NV; j++)                           \
+                    wv[j] = LOAD(u + (size_t)k * cpad + W * j);                                \
+                _Pragma("GCC unroll 32") for (int t = 0; t < RT; t++) {                        \
+                    const VEC b = SET1(v[(size_t)t * cin + k]);                                \
+                    _Pragma("GCC unroll 8") for (int j = 0; j < NV; j++)                       \
+                        acc[t][j] = FMA(b, wv[j], acc[t][j]);                                  \
+                }                                                                              \
+            }                                                                                  \
+            float *m = M + ((size_t)xi * TB + t0) * cpad + n0;                                 \
+            _Pragma("GCC unroll 32") for (int t = 0; t < RT; t++)                              \
+                _Pragma("GCC unroll 8") for (int j = 0; j < NV; j++)                           \
+                    STORE(m + (size_t)t * cpad + W * j, acc[t][j]);                            \
+        }                                                                                      \
+    }
+
+#define GEMM512(NAME, RT, NV)                                                                  \
+    GEMM_KERNEL(NAME, TARGET_AVX512, __m512, 16, _mm512_load_ps, _mm512_store_ps,              \
+                _mm512_set1_ps, _mm512_setzero_ps, _mm512_fmadd_ps, RT, NV)
+#define GEMM256(NAME, RT, NV)                                                                  \
+    GEMM_KERNEL(NAME, TARGET_AVX2, __m256, 8, _mm256_load_ps, _mm256_store_ps, _mm256_set1_ps, \
+                _mm256_setzero_ps, _mm256_fmadd_ps, RT, NV)
+GEMM512(gemm512_32, 12, 2) /* 32 channels: 24 sums */
+GEMM512(gemm512_16, 24, 1) /* 16 channels */
+GEMM256(gemm256_32, 6, 4)
+GEMM256(gemm256_16, 12, 2)
+#endif
+
+/* Step 3 for tile t of the block: 4x4 outputs at row y0, column x0. */
+INLINE void out_tile(const Wino *p, const float *M, int t, int64_t y0, int64_t x0) {
+    const int64_t rows_out = p->rows_in - 2;
+    const int ny = (int)(rows_out - y0 < 4 ? rows_out - y0 : 4);
+    const int nx = (int)(p->w - x0 < 4 ? p->w - x0 : 4);
+    for (int n0 = 0; n0 < p->cout; n0 += 16) {
+        const int nc = p->cout - n0 < 16 ? p->cout - n0 : 16;
+        vf s[6][4];
+        for (int i = 0; i < 6; i++) { /* rows: A^T over the columns */
+            vf m[6];
+            for (int j = 0; j < 6; j++)
+                m[j] = *(const vf *)(M + ((size_t)(i * 6 + j) * TB + t) * p->cpad + n0);
+            at6(m, s[i]);
+        }
+        const vf bias = *(const vf *)(p->bias + n0);
+        for (int b = 0; b < 4; b++) { /* columns: A^T over the rows */
+            vf m[6], o[4];
+            for (int i = 0; i < 6; i++) m[i] = s[i][b];
+            at6(m, o);
+            if (b >= nx) continue;
+            for (int a = 0; a < ny; a++) {
+                vf r = o[a] + bias;
+                if (p->relu) r = (vf)((vsi)(r > 0.0f) & (vsi)r);
+                float *dst = p->out + (y0 + a) * p->out_rs + (x0 + b) * p->out_ps + n0;
+                if (nc == 16)
+                    *(vfu *)dst = r;
+                else
+                    for (int l = 0; l < nc; l++) dst[l] = r[l];
+            }
+        }
+    }
+}
+
+typedef void (*GemmFn)(const Wino *, const float *, float *, int, int);
+
+/* One share's tile rows; `gemm` does rt tiles x 16 nv channels of step 2 (NULL: the
+ * portable gemm_block). */
+INLINE void run_rows(const Share *sh, float *V, float *M, GemmFn gemm, const int rt,
+                     const int nv, const int cin_const) {
+    const Wino *p = sh->p;
+    const int cin = cin_const ? cin_const : p->cin;
+    const int64_t ntx = (p->w + 3) / 4;
+    const size_t vs = (size_t)TB * cin;
+    for (int64_t ty = sh->ty0; ty < sh->ty1; ty++) {
+        const float *rp[6];
+        int rows_ok = 1;
+        for (int i = 0; i < 6; i++) {
+            const int64_t y = 4 * ty + i;
+            rp[i] = y < p->rows_in ? p->in + y * p->in_rs : NULL;
+            rows_ok &= rp[i] != NULL;
+        }
+        for (int64_t tx0 = 0; tx0 < ntx; tx0 += TB) {
+            const int nt = (int)(ntx - tx0 < TB ? ntx - tx0 : TB);
+            for (int t = 0; t < nt; t++) {
+                const int64_t x0 = 4 * (tx0 + t) - 1;
+                if (rows_ok && x0 >= 0 && x0 + 6 <= p->w)
+                    in_tile(p, rp, x0, V + (size_t)t * cin, cin, 0);
+                else
+                    in_tile(p, rp, x0, V + (size_t)t * cin, cin, 1);
+            }
+            const int nblk = (nt + rt - 1) / rt;
+            for (int xi = 0; xi < 36 && nt < nblk * rt; xi++) /* unused tiles: zeros */
+                memset(V + xi * vs + (size_t)nt * cin, 0,
+                       sizeof(float) * (size_t)(nblk * rt - nt) * cin);
+            for (int blk = 0; blk < nblk; blk++)
+                for (int n0 = 0; n0 < p->cpad; n0 += 16 * nv) {
+                    if (gemm)
+                        gemm(p, V, M, blk * rt, n0);
+                    else
+                        gemm_block(p, V, M, blk * rt, n0, rt, nv);
+                }
+            for (int t = 0; t < nt; t++) out_tile(p, M, t, 4 * ty, 4 * (tx0 + t));
+        }
+    }
+}
+
+/* Per ISA: 32 output channels per register block when cpad allows, else 16; the input
+ * channel counts of ESPCN (64, 32) as constants (the transforms' addresses then fold). */
+#define RUN_ISA(NAME, TARGET, G32, RT32, G16, RT16)                                            \
+    TARGET static void NAME(const Share *sh, float *V, float *M) {                             \
+        const int wide = sh->p->cpad % 32 == 0, cin = sh->p->cin;                              \
+        if (wide && cin == 64)                                                                 \
+            run_rows(sh, V, M, G32, RT32, 2, 64);                                              \
+        else if (wide && cin == 32)                                                            \
+            run_rows(sh, V, M, G32, RT32, 2, 32);                                              \
+        else if (wide)                                                                         \
+            run_rows(sh, V, M, G32, RT32, 2, 0);                                               \
+        else if (cin == 32)                                                                    \
+            run_rows(sh, V, M, G16, RT16, 1, 32);                                              \
+        else                                                                                   \
+            run_rows(sh, V, M, G16, RT16, 1, 0);                                               \
+    }
+
+RUN_ISA(run_base, , NULL, 2, NULL, 3)
+#if HAVE_X86
+RUN_ISA(run_avx2, TARGET_AVX2, gemm256_32, 6, gemm256_16, 12)
+RUN_ISA(run_avx512, TARGET_AVX512, gemm512_32, 12, gemm512_16, 24)
+#endif
+
+static void *share_main(void *arg) {
+    Share *sh = (Share *)arg;
+    const Wino *p = sh->p;
+    const size_t vn = (size_t)36 * TB * p->cin, mn = (size_t)36 * TB * p->cpad;
+    float *buf = aligned_alloc(64, sizeof(float) * (vn + mn));
+    if (!buf) {
+        sh->failed = 1;
+        return NULL;
+    }
+#if HAVE_X86
+    if (sh->isa >= ISA_AVX512)
+        run_avx512(sh, buf, buf + vn);
+    else if (sh->isa == ISA_AVX2)
+        run_avx2(sh, buf, buf + vn);
+    else
+#endif
+        run_base(sh, buf, buf + vn);
+    free(buf);
+    return NULL;
+}
+
+static int cpu_isa(void) {
+#if HAVE_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ISA_AVX2;
+#endif
+    return ISA_BASE;
+}
+
+#define SP_ISA_TOP ISA_AVX512
+#include "isa.h"
+
+static PyObject *py_conv(PyObject *self, PyObject *args) {
+    (void)self;
+    unsigned long long in_ptr, out_ptr, u_ptr, bias_ptr;
+    long long in_rs, in_ps, out_rs, out_ps, rows_in, w;
+    int cin, cout, cpad, relu, threads;
+    if (!PyArg_ParseTuple(args, "KLLKLLLLiiiKKpi", &in_ptr, &in_rs, &in_ps, &out_ptr, &out_rs,
+                          &out_ps, &rows_in, &w, &cin, &cout, &cpad, &u_ptr, &bias_ptr, &relu,
+                          &threads))
+        return NULL;
+    if (rows_in < 3 || w < 1 || cin < 16 || cin % 16 || cin > MAX_CIN || cout < 1 ||
+        cpad % 16 || cpad < cout || cpad > MAX_CPAD || ((u_ptr | bias_ptr) & 63)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "winograd.conv: needs rows_in >= 3, w >= 1, cin a multiple of 16, "
+                        "cout <= cpad (a multiple of 16) and 64-byte aligned weights");
+        return NULL;
+    }
+    Wino p = {(const float *)(uintptr_t)in_ptr,
+              in_rs,
+              in_ps,
+              (float *)(uintptr_t)out_ptr,
+              out_rs,
+              out_ps,
+              rows_in,
+              w,
+              cin,
+              cout,
+              cpad,
+              relu,
+              (const float *)(uintptr_t)u_ptr,
+              (const float *)(uintptr_t)bias_ptr};
+    const int64_t nty = (rows_in - 2 + 3) / 4;
+    const int n = sp_threads_for(threads, nty * ((w + 3) / 4) * (int64_t)cin * cpad, 1 << 20);
+    Share sh[SP_MAX_THREADS];
+    const int isa = use_isa();
+    for (int k = 0; k < n; k++)
+        sh[k] = (Share){&p, nty * k / n, nty * (k + 1) / n, isa, 0};
+    Py_BEGIN_ALLOW_THREADS sp_parallel_for(share_main, sh, sizeof(Share), n);
+    Py_END_ALLOW_THREADS
+    for (int k = 0; k < n; k++)
+        if (sh[k].failed) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"conv", py_conv, METH_VARARGS,
+     "conv(in, in_rs, in_ps, out, out_rs, out_ps, rows_in, w, cin, cout, cpad, u, bias, relu,\n"
+     "     threads) -> None\n\n"
+     "3x3 convolution by Winograd F(4x4, 3x3), channels last (see the module source)."},
+    SP_ISA_METHODS,
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_winograd",
+                                    "Winograd F(4x4, 3x3) convolution, channels last.", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__winograd(void) { return PyModule_Create(&module); }
