@@ -707,6 +707,38 @@ def test_conv3x3_strided_input_and_declined_arguments() -> None:
 
 
 @needs_conv3x3
+@pytest.mark.parametrize("isa", [0, 1, 2])
+@pytest.mark.parametrize("c_out", [1, 4, 5, 16])
+def test_conv3x3_rows_valid_rows_and_accumulate(c_out: int, isa: int) -> None:
+    """The fp32 ×2 last layer's form: rows above and below given, added onto ``out``."""
+    from subpixel import _conv3x3  # type: ignore[attr-defined]
+
+    g = torch.Generator().manual_seed(c_out * 10 + isa)
+    wt, b = torch.randn(c_out, 32, 3, 3, generator=g), torch.randn(c_out, generator=g)
+    big = torch.randn(30, 60, 40, generator=g)
+    x = big[2:16, 3:40, 4:36]  # (14, 37, 32): a window of a larger tensor
+    ref = F.conv2d(x.double().permute(2, 0, 1)[None], wt.double(), b.double(), padding=(0, 1))
+    ref = ref[0].permute(1, 2, 0)
+    limit = _conv3x3.set_isa(isa)
+    try:
+        for accumulate in (False, True):
+            canvas = torch.full((16, 40, 20), 5.0)
+            out = canvas[1:13, 2:39, 3 : 3 + c_out]
+            assert _native.conv3x3_rows(x, wt, b, out, accumulate=accumulate)
+            want = ref + (5.0 if accumulate else 0.0)
+            assert torch.allclose(out.double(), want, rtol=1e-5, atol=1e-4)
+            canvas[1:13, 2:39, 3 : 3 + c_out] = 5.0  # everything else untouched
+            assert torch.equal(canvas, torch.full_like(canvas, 5.0))
+    finally:
+        _conv3x3.set_isa(limit)
+    out = torch.empty(12, 37, c_out)
+    assert not _native.conv3x3_rows(x, wt, b, torch.empty(14, 37, c_out))  # rows
+    assert not _native.conv3x3_rows(x.double(), wt, b, out)  # dtype
+    assert not _native.conv3x3_rows(x[:2], wt, b, out[:0])  # < 3 rows
+    assert not _native.conv3x3_rows(x, torch.randn(17, 32, 3, 3), torch.randn(17), out)
+
+
+@needs_conv3x3
 @pytest.mark.parametrize("output_activation", [None, "tanh"])
 def test_int8_x2_last_layer_kernel_equals_conv2d_path(
     output_activation: str | None, monkeypatch: pytest.MonkeyPatch

@@ -97,6 +97,22 @@ def test_slices_in_and_out_and_untouched_rest() -> None:
     assert torch.equal(rest, torch.full_like(big_out, -7.0))
 
 
+@pytest.mark.parametrize("c_out", [4, 16, 32])
+def test_accumulate_adds_to_out_before_relu(c_out: int) -> None:
+    g = torch.Generator().manual_seed(c_out)
+    wt, b = torch.randn(c_out, 32, 3, 3, generator=g), torch.randn(c_out, generator=g)
+    conv = _native.Winograd3x3.create(wt, b)
+    assert conv is not None
+    x = torch.randn(11, 29, 32, generator=g)
+    start = 20 * torch.randn(9, 29, c_out, generator=g)
+    for relu in (False, True):
+        out = start.clone()
+        assert conv(x, out, relu=relu, accumulate=True)
+        ref = _reference(x, wt, b, relu=False) + start.double()
+        ref = ref.relu() if relu else ref
+        assert (out.double() - ref).abs().max().item() <= _tolerance(x, wt) + 1e-5
+
+
 def test_thread_counts_agree_bit_for_bit() -> None:
     """Each tile is computed the same way whichever thread takes it."""
     g = torch.Generator().manual_seed(3)

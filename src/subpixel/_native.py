@@ -235,7 +235,7 @@ try:
 except ImportError:
     _conv3x3 = None
 
-__all__ += ["conv3x3_available", "conv3x3_pixels"]
+__all__ += ["conv3x3_available", "conv3x3_pixels", "conv3x3_rows"]
 
 
 def conv3x3_available() -> bool:
@@ -299,6 +299,70 @@ def conv3x3_pixels(
         torch.get_num_threads(),
     )
     return out
+
+
+def conv3x3_rows(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    out: torch.Tensor,
+    accumulate: bool = False,
+    threads: int = 1,
+) -> bool:
+    """The 3×3 convolution of rows ``x`` ``(rows, w, c_in)`` into ``out`` ``(rows - 2, w, c_out)``.
+
+    Rows "valid" (the input carries the rows above and below), one zero column left and
+    right: ``F.conv2d(x, weight, bias, padding=(0, 1))`` channels last, computed directly
+    (for the few output channels where Winograd's tiles waste most lanes). ``x`` and
+    ``out`` float32 on the CPU, any strides; with ``accumulate`` the results are added to
+    ``out``. Returns False, having written nothing, without the kernel or for other
+    arguments.
+    """
+    if (
+        _conv3x3 is None
+        or x.dim() != 3
+        or out.dim() != 3
+        or weight.dim() != 4
+        or not all(_plain_cpu_tensor(t) for t in (x, weight, bias, out))
+        or not x.dtype == out.dtype == weight.dtype == bias.dtype == torch.float32
+    ):
+        return False
+    rows, w, c_in = (int(s) for s in x.shape)
+    c_out = int(weight.shape[0])
+    if (
+        rows < 3
+        or w < 1
+        or not 1 <= c_in <= 1024
+        or not 1 <= c_out <= 16
+        or tuple(weight.shape[1:]) != (c_in, 3, 3)
+        or tuple(bias.shape) != (c_out,)
+        or tuple(out.shape) != (rows - 2, w, c_out)
+    ):
+        return False
+    weight = weight.contiguous()
+    bias = bias.contiguous()
+    rs, ps, cs = x.stride()
+    _conv3x3.conv(
+        x.data_ptr(),
+        False,
+        rs,
+        ps,
+        cs,
+        out.data_ptr(),
+        out.stride(0),
+        out.stride(1),
+        out.stride(2),
+        rows - 2,
+        w,
+        c_in,
+        c_out,
+        weight.data_ptr(),
+        bias.data_ptr(),
+        int(threads),
+        True,
+        bool(accumulate),
+    )
+    return True
 
 
 # -- the first layer of ESPCN: k×k, one channel in, channels-last out (_csrc/conv_first.c) --
@@ -482,11 +546,20 @@ class Winograd3x3:
         b_pad[:c_out] = bias.detach().cpu().double()
         return cls(u_pad, b_pad, c_in, c_out)
 
-    def __call__(self, x: torch.Tensor, out: torch.Tensor, relu: bool, threads: int = 1) -> bool:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        out: torch.Tensor,
+        relu: bool,
+        threads: int = 1,
+        accumulate: bool = False,
+    ) -> bool:
         """Convolve ``x`` ``(rows, w, c_in)`` into ``out`` ``(rows - 2, w, c_out)``.
 
         Both float32 on the CPU with channels contiguous (any row and pixel strides; ``out``
-        must not overlap ``x``). Returns False, having written nothing, for other arguments.
+        must not overlap ``x``). With ``accumulate`` the result is added to ``out``'s
+        values (before the ReLU). Returns False, having written nothing, for other
+        arguments.
         """
         if (
             x.dim() != 3
@@ -520,6 +593,7 @@ class Winograd3x3:
             self.u.data_ptr(),
             self.bias.data_ptr(),
             bool(relu),
+            bool(accumulate),
             int(threads),
         )
         return True

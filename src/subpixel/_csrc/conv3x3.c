@@ -1,6 +1,7 @@
-/* A 3x3 convolution with few output channels, for the float32 last layer of the int8 ESPCN
- * (subpixel.fast._CpuInt8 at x2: 32 channels in, 4 out, where oneDNN's fp32 convolution
- * runs at ~50 GFLOPS).
+/* A 3x3 convolution with few output channels, for the last layer of ESPCN at x2 (32 channels
+ * in, 4 out): in the int8 network (subpixel.fast._CpuInt8, where oneDNN's fp32 convolution
+ * runs at ~50 GFLOPS) and in the fp32 one (_CpuFp32, where Winograd's 16-channel vectors
+ * would be three quarters padding; "valid" rows and accumulation into the output there).
  *
  * subpixel._conv3x3.conv(...) computes, for every pixel (y, x) and output channel o,
  *   out[y, x, o] = bias[o] + sum_{c, dy, dx} in[y + dy - 1, x + dx - 1, c] . wt[o, c, dy, dx]
@@ -70,6 +71,8 @@ typedef struct {
     const float *bias;      /* (nblocks * CB), zero-padded */
     int64_t wpad;           /* length of a transposed row: >= 2 + ceil(w / (V.XB)).V.XB */
     int bf16;               /* input elements are bfloat16 (converted to float32 rows) */
+    int valid;              /* rows -1 and h exist (in points at row 0 of h + 2 rows) */
+    int accumulate;         /* add to out's values instead of overwriting them */
     int pairs;              /* bfloat16 pairs of channels as 32-bit elements (AVX512-BF16) */
 } Conv;
 
@@ -104,7 +107,7 @@ static void transpose_row_bf16(const Conv *p, int64_t y, float *dst) {
 /* Planar copy of input row y (or zeros outside the image): dst[c * wpad + 1 + x]. */
 static void transpose_row(const Conv *p, int64_t y, float *dst) {
     const int64_t w = p->w, wpad = p->wpad;
-    if (y < 0 || y >= p->h) {
+    if (!p->valid && (y < 0 || y >= p->h)) {
         memset(dst, 0, sizeof(float) * (size_t)(p->cin * wpad));
         return;
     }
@@ -220,11 +223,16 @@ static void store_block(const Conv *p, int64_t y, int64_t x0, int o0, int n, int
                         const float *buf) {
     const int ko = p->cout - o0 < CB ? p->cout - o0 : CB;
     float *base = p->out + y * p->out_rs + x0 * p->out_ps + o0 * p->out_cs;
-    if (p->out_cs == 1 && ko == CB) {
+    if (p->out_cs == 1 && ko == CB && !p->accumulate) {
         for (int i = 0; i < n; i++) {
             float *d = base + i * p->out_ps;
             for (int k = 0; k < CB; k++) d[k] = buf[k * vxb + i];
         }
+        return;
+    }
+    if (p->accumulate) {
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < ko; k++) base[i * p->out_ps + k * p->out_cs] += buf[k * vxb + i];
         return;
     }
     for (int i = 0; i < n; i++)
@@ -365,7 +373,7 @@ static void *run_work(void *arg) {
             const int slot = (int)(((yy % 3) + 3) % 3);
             float *dst = ring + slot * plane;
             if (tag[slot] != yy) {
-                if (yy >= 0 && yy < p->h)
+                if (p->valid || (yy >= 0 && yy < p->h))
                     tr(p, yy, dst);
                 else
                     transpose_row(p, yy, dst); /* zeros */
@@ -426,11 +434,15 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
     (void)self;
     unsigned long long in, out, wt, bias;
     long long in_rs, in_ps, in_cs, out_rs, out_ps, out_cs, h, w;
-    int cin, cout, threads, bf16;
-    if (!PyArg_ParseTuple(args, "KpLLLKLLLLLiiKKi", &in, &bf16, &in_rs, &in_ps, &in_cs, &out,
+    int cin, cout, threads, bf16, valid = 0, accumulate = 0;
+    if (!PyArg_ParseTuple(args, "KpLLLKLLLLLiiKKi|pp", &in, &bf16, &in_rs, &in_ps, &in_cs, &out,
                           &out_rs, &out_ps, &out_cs, &h, &w, &cin, &cout, &wt, &bias,
-                          &threads))
+                          &threads, &valid, &accumulate))
         return NULL;
+    if (valid && bf16) {
+        PyErr_SetString(PyExc_ValueError, "conv: valid rows are for float32 input");
+        return NULL;
+    }
     if (h < 1 || w < 1 || cin < 1 || cin > MAX_CIN || cout < 1 || cout > MAX_COUT) {
         PyErr_Format(PyExc_ValueError, "conv: bad size %lld x %lld, %d -> %d channels", h, w,
                      cin, cout);
@@ -440,7 +452,9 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
     const int vxb = isa_width(isa) * XB;
     Conv p;
     memset(&p, 0, sizeof p);
-    p.in = (const float *)(uintptr_t)in;
+    p.in = (const float *)(uintptr_t)in + (valid ? in_rs : 0); /* row -1 is the first */
+    p.valid = valid;
+    p.accumulate = accumulate;
     p.in_rs = in_rs;
     p.in_ps = in_ps;
     p.in_cs = in_cs;
@@ -497,11 +511,13 @@ static PyMethodDef methods[] = {
     SP_ISA_METHODS,
     {"conv", py_conv, METH_VARARGS,
      "conv(in, bf16, in_rs, in_ps, in_cs, out, out_rs, out_ps, out_cs, h, w, c_in, c_out,\n"
-     "     weight, bias, threads)\n\n"
+     "     weight, bias, threads, valid=False, accumulate=False)\n\n"
      "3x3 convolution, zero padding 1, of float32 (or bfloat16 if bf16: the weights are\n"
      "then rounded to bfloat16 too) (h, w, c_in) at address in (strides in\n"
      "elements: row, pixel, channel) into float32 (h, w, c_out) at out; weight (c_out, c_in,\n"
-     "3, 3) and bias (c_out,) float32 contiguous; c_out <= 16. No checks on the addresses."},
+     "3, 3) and bias (c_out,) float32 contiguous; c_out <= 16. No checks on the addresses.\n"
+     "valid (float32 only): the input has h + 2 rows and no zero rows are added above and\n"
+     "below. accumulate: the results are added to out's values."},
     {NULL, NULL, 0, NULL},
 };
 

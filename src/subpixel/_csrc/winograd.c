@@ -6,7 +6,8 @@
  * output channels o < cout,
  *   out[y, x, o] = act(bias[o] + sum_{c, dy, dx} in[y + dy, x + dx - 1, c] . wt[o, c, dy, dx])
  * i.e. "valid" vertically (the caller passes the rows above and below) and zero-padded by
- * one column left and right; act is the identity or ReLU. `in` has channels contiguous
+ * one column left and right; act is the identity or ReLU; with `accumulate`, out's values
+ * are added before act (out += ...). `in` has channels contiguous
  * (pixel and row strides given, in elements), so does `out`. The weights come transformed,
  * U[xi, c, o] = (G g[o, c] G^T)[xi] for the 36 positions xi of a 6x6 tile, with o padded
  * with zeros to cpad (a multiple of 16): subpixel._native.winograd_weights makes them.
@@ -67,7 +68,7 @@ typedef struct {
     float *out;
     int64_t out_rs, out_ps;
     int64_t rows_in, w;
-    int cin, cout, cpad, relu;
+    int cin, cout, cpad, relu, accumulate;
     const float *u;    /* (36, cin, cpad) */
     const float *bias; /* (cpad) */
 } Wino;
@@ -218,8 +219,14 @@ INLINE void out_tile(const Wino *p, const float *M, int t, int64_t y0, int64_t x
             if (b >= nx) continue;
             for (int a = 0; a < ny; a++) {
                 vf r = o[a] + bias;
-                if (p->relu) r = (vf)((vsi)(r > 0.0f) & (vsi)r);
                 float *dst = p->out + (y0 + a) * p->out_rs + (x0 + b) * p->out_ps + n0;
+                if (p->accumulate) {
+                    if (nc == 16)
+                        r += *(const vfu *)dst;
+                    else
+                        for (int l = 0; l < nc; l++) r[l] += dst[l];
+                }
+                if (p->relu) r = (vf)((vsi)(r > 0.0f) & (vsi)r);
                 if (nc == 16)
                     *(vfu *)dst = r;
                 else
@@ -332,10 +339,10 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
     (void)self;
     unsigned long long in_ptr, out_ptr, u_ptr, bias_ptr;
     long long in_rs, in_ps, out_rs, out_ps, rows_in, w;
-    int cin, cout, cpad, relu, threads;
-    if (!PyArg_ParseTuple(args, "KLLKLLLLiiiKKpi", &in_ptr, &in_rs, &in_ps, &out_ptr, &out_rs,
+    int cin, cout, cpad, relu, accumulate, threads;
+    if (!PyArg_ParseTuple(args, "KLLKLLLLiiiKKppi", &in_ptr, &in_rs, &in_ps, &out_ptr, &out_rs,
                           &out_ps, &rows_in, &w, &cin, &cout, &cpad, &u_ptr, &bias_ptr, &relu,
-                          &threads))
+                          &accumulate, &threads))
         return NULL;
     if (rows_in < 3 || w < 1 || cin < 16 || cin % 16 || cin > MAX_CIN || cout < 1 ||
         cpad % 16 || cpad < cout || cpad > MAX_CPAD || ((u_ptr | bias_ptr) & 63)) {
@@ -356,6 +363,7 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
               cout,
               cpad,
               relu,
+              accumulate,
               (const float *)(uintptr_t)u_ptr,
               (const float *)(uintptr_t)bias_ptr};
     const int64_t nty = (rows_in - 2 + 3) / 4;
@@ -374,7 +382,7 @@ static PyObject *py_conv(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"conv", py_conv, METH_VARARGS,
      "conv(in, in_rs, in_ps, out, out_rs, out_ps, rows_in, w, cin, cout, cpad, u, bias, relu,\n"
-     "     threads) -> None\n\n"
+     "     accumulate, threads) -> None\n\n"
      "3x3 convolution by Winograd F(4x4, 3x3), channels last (see the module source)."},
     SP_ISA_METHODS,
     {NULL, NULL, 0, NULL}};
