@@ -143,4 +143,6 @@ def test_declines_what_it_does_not_take() -> None:
     assert not conv(x[:2], out[:0], relu=False)  # fewer than 3 rows
     assert not conv(x.transpose(0, 1), out, relu=False)  # shape (5, 6, 16)
     assert not conv(torch.randn(6, 16, 5).transpose(1, 2), out, relu=False)  # channel stride
+    overlapping = torch.full((42,), 3.0).as_strided((4, 5, 4), (10, 2, 1))  # pixels share
+    assert not conv(x, overlapping, relu=False)
     assert torch.equal(out, torch.full((4, 5, 4), 3.0))  # nothing written

@@ -48,6 +48,19 @@ def _plain_cpu_tensor(t: torch.Tensor) -> bool:
     )
 
 
+def _pixels_apart(out: torch.Tensor) -> bool:
+    """Whether no two pixels of ``out`` ``(rows, w, c)`` (channels contiguous) overlap.
+
+    Each axis, smaller stride first, must step past everything the axes before it span.
+    """
+    reach = int(out.shape[2])
+    for stride, n in sorted((out.stride(d), out.shape[d]) for d in (0, 1) if out.shape[d] > 1):
+        if stride < reach:
+            return False
+        reach += (n - 1) * stride
+    return True
+
+
 def copy_into(dst: torch.Tensor, src: torch.Tensor) -> bool:
     """Copy ``src`` into ``dst`` (same shape and dtype, CPU) with the compiled kernel.
 
@@ -438,13 +451,8 @@ def conv_first_rows(
         or (out.stride(2) != 1 and c_out > 1)
     ):
         return False
-    # no two pixels' channels may overlap: each axis (smaller stride first) must step past
-    # everything the axes before it span
-    reach = c_out
-    for stride, n in sorted((out.stride(d), out.shape[d]) for d in (0, 1) if out.shape[d] > 1):
-        if stride < reach:
-            return False
-        reach += (n - 1) * stride
+    if not _pixels_apart(out):
+        return False
     weight = weight.contiguous()
     bias = bias.contiguous()
     _conv_first.conv(
@@ -576,6 +584,7 @@ class Winograd3x3:
             or tuple(out.shape) != (rows - 2, w, self.c_out)
             or x.stride(2) != 1
             or (out.stride(2) != 1 and self.c_out > 1)
+            or not _pixels_apart(out)
         ):
             return False
         _winograd.conv(

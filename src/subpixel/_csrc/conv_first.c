@@ -175,16 +175,8 @@ static const Kernel kernel_avx512 = {
     {0, 12, 12, 8, 6}};
 #endif
 
-static int cpu_isa(void) {
-#if HAVE_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ISA_AVX2;
-#endif
-    return ISA_BASE;
-}
-
 #define SP_ISA_TOP ISA_AVX512
+#define SP_ISA_STANDARD
 #include "isa.h"
 
 static const Kernel *kernel_for(int isa) {

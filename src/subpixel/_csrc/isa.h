@@ -1,13 +1,25 @@
 /* Shared by the compiled kernels that carry several copies of their loops (plain C, AVX2,
  * AVX-512, ...): which copy runs, and the set_isa()/isa() test hooks.
  *
- * Include after defining SP_ISA_TOP (the highest level the module has) and
- * `static int cpu_isa(void)` (the highest level this CPU runs). Levels: 0 baseline,
- * 1 AVX2+FMA, 2 AVX-512, 3 AVX512-BF16. */
+ * Include after defining SP_ISA_TOP (the highest level the module has) and either
+ * `static int cpu_isa(void)` (the highest level this CPU runs) or SP_ISA_STANDARD (the
+ * levels 0-2 below, from the CPU's flags). Levels: 0 baseline, 1 AVX2+FMA, 2 AVX-512F,
+ * 3 AVX512-BF16. */
 #ifndef SUBPIXEL_ISA_H
 #define SUBPIXEL_ISA_H
 
 #include <Python.h>
+
+#ifdef SP_ISA_STANDARD
+static int cpu_isa(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+#endif
 
 static int isa_limit = SP_ISA_TOP; /* set_isa(): a lower limit, for tests */
 

@@ -323,16 +323,8 @@ static void *share_main(void *arg) {
     return NULL;
 }
 
-static int cpu_isa(void) {
-#if HAVE_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ISA_AVX2;
-#endif
-    return ISA_BASE;
-}
-
 #define SP_ISA_TOP ISA_AVX512
+#define SP_ISA_STANDARD
 #include "isa.h"
 
 static PyObject *py_conv(PyObject *self, PyObject *args) {
