@@ -61,6 +61,30 @@ def test_fp32_equals_model(scale: int, activation: str) -> None:
     assert (out.double() - _reference(model, y)).abs().max().item() < 1e-5
 
 
+@pytest.mark.skipif(not _native.winograd_simd(), reason="no SIMD copy of subpixel._winograd")
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("kind", ["tanh", "relu", "relu+bicubic"])
+def test_fp32_compiled_kernels_and_fallback_both_equal_model(scale: int, kind: str) -> None:
+    """The compiled path (Winograd, first-layer and direct kernels, residual fused) and the
+    PyTorch/NNPACK path it replaces (taken where the Winograd kernel has no SIMD copy)."""
+    from subpixel import _winograd  # type: ignore[attr-defined]
+
+    activation, _, residual = kind.partition("+")
+    model = _model(scale, activation, residual=residual or None)
+    y = _smooth_image(61, 75, seed=scale)  # several bands, tiles cut at both borders
+    ref = _reference(model, y)
+    compiled = optimize_for_inference(model)
+    assert compiled.backend == "cpu-winograd-f4x4"
+    limit = _winograd.set_isa(0)
+    try:
+        fallback = optimize_for_inference(model)
+    finally:
+        _winograd.set_isa(limit)
+    assert fallback.backend != compiled.backend
+    for fast in (compiled, fallback):
+        assert (fast(y).double() - ref).abs().max().item() < 1e-5, fast.backend
+
+
 @pytest.mark.parametrize("order", ["hwc", "cwh"])
 @pytest.mark.parametrize("output_activation", ["tanh", "relu"])
 def test_fp32_any_order_and_output_activation(order: str, output_activation: str) -> None:

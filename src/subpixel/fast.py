@@ -649,7 +649,9 @@ class _CpuFp32(FastESPCN):
 
     def _compiled_layers(self) -> list[_Conv3x3Rows] | None:
         """The 3×3 layers for the compiled kernels, or None where they do not apply."""
-        if not (_native.conv_first_available() and self.convs) or self.k1 > 11:
+        if not (_native.conv_first_available() and _native.winograd_simd() and self.convs):
+            return None
+        if self.k1 > 11:
             return None
         if not 1 <= self.w1.shape[0] <= 256:
             return None
