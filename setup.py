@@ -7,7 +7,11 @@ PyTorch/numpy code paths for the same results (``subpixel._native`` says which w
 from setuptools import Extension, setup
 
 C_FLAGS = ["-O3", "-std=c11", "-Wall", "-Wno-unknown-pragmas"]
-HEADERS = ["src/subpixel/_csrc/parallel.h", "src/subpixel/_csrc/isa.h"]
+HEADERS = [
+    "src/subpixel/_csrc/parallel.h",
+    "src/subpixel/_csrc/isa.h",
+    "src/subpixel/_csrc/winograd_tiles.h",
+]
 
 
 def kernel(name: str, flags: tuple[str, ...] = ()) -> Extension:

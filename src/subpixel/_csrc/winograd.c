@@ -24,10 +24,13 @@
  * block stay in the L2 cache. The transforms are those of Lavin & Gray (2016) for the
  * interpolation points 0, +-1, +-2 and infinity.
  *
- * The code is written once with GCC vector extensions (16 floats) and compiled three times,
- * for AVX-512F, AVX2+FMA and the x86-64 baseline, chosen at run time (isa.h; set_isa()
- * limits the choice, for tests); other compilers/CPUs get the portable copy. Build with
- * -ffp-contract=fast so that a * b + c becomes a fused multiply-add where the CPU has one.
+ * The transforms are written once with GCC vector extensions (winograd_tiles.h, included
+ * for vectors of 16 floats and of 8), the products with intrinsics per instruction set;
+ * three copies: AVX-512F (16-float transforms), AVX2+FMA and the x86-64 baseline (8-float
+ * transforms: 16 would need twice their registers, measured 25 -> 20 ms on the 64->32
+ * layer of a 160x640 band), chosen at run time (isa.h; set_isa() limits the choice, for
+ * tests); other compilers/CPUs get the portable copy. Build with -ffp-contract=fast so that
+ * a * b + c becomes a fused multiply-add where the CPU has one.
  * Threads: pthreads over tile rows, GIL released. Results do not depend on the thread
  * count (each tile is computed the same way by whichever thread takes it).
  */
@@ -59,6 +62,9 @@
 typedef float vf __attribute__((vector_size(64)));                /* aligned: V, M, U */
 typedef float vfu __attribute__((vector_size(64), aligned(4)));   /* any: in, out */
 typedef int32_t vsi __attribute__((vector_size(64)));
+typedef float vh __attribute__((vector_size(32)));              /* 8 floats, aligned */
+typedef float vhu __attribute__((vector_size(32), aligned(4))); /* 8 floats, any */
+typedef int32_t vhi __attribute__((vector_size(32)));
 
 enum { ISA_BASE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
 
@@ -82,58 +88,31 @@ typedef struct {
 
 INLINE vf splat(float x) { return (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
 
-/* t = B^T d for six vectors (in place). */
-INLINE void bt6(vf d[6]) {
-    const vf d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3], d4 = d[4], d5 = d[5];
-    const vf s = d3 + d4, p = d1 + d2, s2 = d4 - d3, q = d1 - d2;
-    const vf e = d4 - d2, f = d3 - d1;
-    d[0] = d4 - 5.0f * d2 + 4.0f * d0;
-    d[1] = s - 4.0f * p;
-    d[2] = s2 + 4.0f * q;
-    d[3] = e + 2.0f * f;
-    d[4] = e - 2.0f * f;
-    d[5] = d5 - 5.0f * d3 + 4.0f * d1;
-}
+/* Steps 1 and 3 (the transforms of one tile): in_tile_wide/out_tile_wide on 16 floats,
+ * in_tile_narrow/out_tile_narrow on 8. */
+#define WT_SFX wide
+#define WT_V vf
+#define WT_VU vfu
+#define WT_VI vsi
+#define WT_W 16
+#include "winograd_tiles.h"
+#undef WT_SFX
+#undef WT_V
+#undef WT_VU
+#undef WT_VI
+#undef WT_W
 
-/* o = A^T m: four vectors from six. */
-INLINE void at6(const vf m[6], vf o[4]) {
-    const vf a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
-    o[0] = m[0] + a + c;
-    o[1] = b + 2.0f * d;
-    o[2] = a + 4.0f * c;
-    o[3] = b + 8.0f * d + m[5];
-}
-
-/* Step 1 for one tile: patch rows rp[i] (NULL: zeros), first column x0 (may be -1 or reach
- * past w: those columns are zeros when `edge`), into V + t * cin (planes TB * cin apart;
- * cin == p->cin, a constant where the caller can make it one). */
-INLINE void in_tile(const Wino *p, const float *const rp[6], int64_t x0, float *V, const int cin,
-                    const int edge) {
-    const size_t vs = (size_t)TB * cin;
-    for (int c0 = 0; c0 < cin; c0 += 16) {
-        vf tmp[6][6];
-#pragma GCC unroll 6
-        for (int j = 0; j < 6; j++) { /* columns: B^T over the rows */
-            const int64_t x = x0 + j;
-            const int col_ok = !edge || (x >= 0 && x < p->w);
-            vf col[6];
-#pragma GCC unroll 6
-            for (int i = 0; i < 6; i++)
-                col[i] = (col_ok && (!edge || rp[i]))
-                             ? (vf) * (const vfu *)(rp[i] + x * p->in_ps + c0)
-                             : splat(0.0f);
-            bt6(col);
-#pragma GCC unroll 6
-            for (int i = 0; i < 6; i++) tmp[i][j] = col[i];
-        }
-#pragma GCC unroll 6
-        for (int i = 0; i < 6; i++) { /* rows: B^T over the columns */
-            bt6(tmp[i]);
-#pragma GCC unroll 6
-            for (int j = 0; j < 6; j++) *(vf *)(V + (size_t)(i * 6 + j) * vs + c0) = tmp[i][j];
-        }
-    }
-}
+#define WT_SFX narrow
+#define WT_V vh
+#define WT_VU vhu
+#define WT_VI vhi
+#define WT_W 8
+#include "winograd_tiles.h"
+#undef WT_SFX
+#undef WT_V
+#undef WT_VU
+#undef WT_VI
+#undef WT_W
 
 /* Step 2: M[xi, t0 + t, n0 + 16 j] for t < rt, j < nv: the portable copy. */
 INLINE void gemm_block(const Wino *p, const float *V, float *M, int t0, int n0, const int rt,
@@ -197,51 +176,12 @@ GEMM256(gemm256_32, 6, 4)
 GEMM256(gemm256_16, 12, 2)
 #endif
 
-/* Step 3 for tile t of the block: 4x4 outputs at row y0, column x0. */
-INLINE void out_tile(const Wino *p, const float *M, int t, int64_t y0, int64_t x0) {
-    const int64_t rows_out = p->rows_in - 2;
-    const int ny = (int)(rows_out - y0 < 4 ? rows_out - y0 : 4);
-    const int nx = (int)(p->w - x0 < 4 ? p->w - x0 : 4);
-    for (int n0 = 0; n0 < p->cout; n0 += 16) {
-        const int nc = p->cout - n0 < 16 ? p->cout - n0 : 16;
-        vf s[6][4];
-        for (int i = 0; i < 6; i++) { /* rows: A^T over the columns */
-            vf m[6];
-            for (int j = 0; j < 6; j++)
-                m[j] = *(const vf *)(M + ((size_t)(i * 6 + j) * TB + t) * p->cpad + n0);
-            at6(m, s[i]);
-        }
-        const vf bias = *(const vf *)(p->bias + n0);
-        for (int b = 0; b < 4; b++) { /* columns: A^T over the rows */
-            vf m[6], o[4];
-            for (int i = 0; i < 6; i++) m[i] = s[i][b];
-            at6(m, o);
-            if (b >= nx) continue;
-            for (int a = 0; a < ny; a++) {
-                vf r = o[a] + bias;
-                float *dst = p->out + (y0 + a) * p->out_rs + (x0 + b) * p->out_ps + n0;
-                if (p->accumulate) {
-                    if (nc == 16)
-                        r += *(const vfu *)dst;
-                    else
-                        for (int l = 0; l < nc; l++) r[l] += dst[l];
-                }
-                if (p->relu) r = (vf)((vsi)(r > 0.0f) & (vsi)r);
-                if (nc == 16)
-                    *(vfu *)dst = r;
-                else
-                    for (int l = 0; l < nc; l++) dst[l] = r[l];
-            }
-        }
-    }
-}
-
 typedef void (*GemmFn)(const Wino *, const float *, float *, int, int);
 
 /* One share's tile rows; `gemm` does rt tiles x 16 nv channels of step 2 (NULL: the
  * portable gemm_block). */
 INLINE void run_rows(const Share *sh, float *V, float *M, GemmFn gemm, const int rt,
-                     const int nv, const int cin_const) {
+                     const int nv, const int cin_const, const int narrow) {
     const Wino *p = sh->p;
     const int cin = cin_const ? cin_const : p->cin;
     const int64_t ntx = (p->w + 3) / 4;
@@ -258,10 +198,15 @@ INLINE void run_rows(const Share *sh, float *V, float *M, GemmFn gemm, const int
             const int nt = (int)(ntx - tx0 < TB ? ntx - tx0 : TB);
             for (int t = 0; t < nt; t++) {
                 const int64_t x0 = 4 * (tx0 + t) - 1;
-                if (rows_ok && x0 >= 0 && x0 + 6 <= p->w)
-                    in_tile(p, rp, x0, V + (size_t)t * cin, cin, 0);
+                const int edge = !(rows_ok && x0 >= 0 && x0 + 6 <= p->w);
+                if (narrow && edge)
+                    in_tile_narrow(p, rp, x0, V + (size_t)t * cin, cin, 1);
+                else if (narrow)
+                    in_tile_narrow(p, rp, x0, V + (size_t)t * cin, cin, 0);
+                else if (edge)
+                    in_tile_wide(p, rp, x0, V + (size_t)t * cin, cin, 1);
                 else
-                    in_tile(p, rp, x0, V + (size_t)t * cin, cin, 1);
+                    in_tile_wide(p, rp, x0, V + (size_t)t * cin, cin, 0);
             }
             const int nblk = (nt + rt - 1) / rt;
             for (int xi = 0; xi < 36 && nt < nblk * rt; xi++) /* unused tiles: zeros */
@@ -274,32 +219,38 @@ INLINE void run_rows(const Share *sh, float *V, float *M, GemmFn gemm, const int
                     else
                         gemm_block(p, V, M, blk * rt, n0, rt, nv);
                 }
-            for (int t = 0; t < nt; t++) out_tile(p, M, t, 4 * ty, 4 * (tx0 + t));
+            for (int t = 0; t < nt; t++) {
+                if (narrow)
+                    out_tile_narrow(p, M, t, 4 * ty, 4 * (tx0 + t));
+                else
+                    out_tile_wide(p, M, t, 4 * ty, 4 * (tx0 + t));
+            }
         }
     }
 }
 
 /* Per ISA: 32 output channels per register block when cpad allows, else 16; the input
- * channel counts of ESPCN (64, 32) as constants (the transforms' addresses then fold). */
-#define RUN_ISA(NAME, TARGET, G32, RT32, G16, RT16)                                            \
+ * channel counts of ESPCN (64, 32) as constants (the transforms' addresses then fold);
+ * NARROW: transforms on 8-float vectors. */
+#define RUN_ISA(NAME, TARGET, G32, RT32, G16, RT16, NARROW)                                    \
     TARGET static void NAME(const Share *sh, float *V, float *M) {                             \
         const int wide = sh->p->cpad % 32 == 0, cin = sh->p->cin;                              \
         if (wide && cin == 64)                                                                 \
-            run_rows(sh, V, M, G32, RT32, 2, 64);                                              \
+            run_rows(sh, V, M, G32, RT32, 2, 64, NARROW);                                      \
         else if (wide && cin == 32)                                                            \
-            run_rows(sh, V, M, G32, RT32, 2, 32);                                              \
+            run_rows(sh, V, M, G32, RT32, 2, 32, NARROW);                                      \
         else if (wide)                                                                         \
-            run_rows(sh, V, M, G32, RT32, 2, 0);                                               \
+            run_rows(sh, V, M, G32, RT32, 2, 0, NARROW);                                       \
         else if (cin == 32)                                                                    \
-            run_rows(sh, V, M, G16, RT16, 1, 32);                                              \
+            run_rows(sh, V, M, G16, RT16, 1, 32, NARROW);                                      \
         else                                                                                   \
-            run_rows(sh, V, M, G16, RT16, 1, 0);                                               \
+            run_rows(sh, V, M, G16, RT16, 1, 0, NARROW);                                       \
     }
 
-RUN_ISA(run_base, , NULL, 2, NULL, 3)
+RUN_ISA(run_base, , NULL, 2, NULL, 3, 1)
 #if HAVE_X86
-RUN_ISA(run_avx2, TARGET_AVX2, gemm256_32, 6, gemm256_16, 12)
-RUN_ISA(run_avx512, TARGET_AVX512, gemm512_32, 12, gemm512_16, 24)
+RUN_ISA(run_avx2, TARGET_AVX2, gemm256_32, 6, gemm256_16, 12, 1)
+RUN_ISA(run_avx512, TARGET_AVX512, gemm512_32, 12, gemm512_16, 24, 0)
 #endif
 
 static void *share_main(void *arg) {
@@ -379,8 +330,10 @@ static PyMethodDef methods[] = {
     SP_ISA_METHODS,
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_winograd",
-                                    "Winograd F(4x4, 3x3) convolution, channels last.", -1,
-                                    methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_winograd",
+    "Winograd F(4x4, 3x3) convolution, channels last (see subpixel/_csrc/winograd.c).",
+    -1, methods, NULL, NULL, NULL, NULL,
+};
 
 PyMODINIT_FUNC PyInit__winograd(void) { return PyModule_Create(&module); }
