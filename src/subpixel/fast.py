@@ -605,8 +605,6 @@ class _CpuFp32(FastESPCN):
         self.scale = net.scale
         self.precision = "fp32"
         self.device = torch.device("cpu")
-        self.nnpack = _nnpack_works()
-        self.backend = "cpu-nnpack-winograd" if self.nnpack else "cpu-onednn"
         self.act = net.activation
         self.out_act = net.out_act
         tanh = self.act == "tanh"
@@ -637,6 +635,10 @@ class _CpuFp32(FastESPCN):
         self._setup_residual(net)
         self.winograd = self._compiled_layers()
         self._res_taps: torch.Tensor | None = None
+        # NNPACK only without the compiled kernels (its set-up fixes its pool at one thread
+        # for the whole process)
+        self.nnpack = self.winograd is None and _nnpack_works()
+        self.backend = "cpu-nnpack-winograd" if self.nnpack else "cpu-onednn"
         if self.winograd is not None:
             self.backend = "cpu-winograd-f4x4"
             if self.residual == "bicubic" and self._raw_ab == (1.0, 0.0) and not self.out_act:
