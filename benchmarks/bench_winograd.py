@@ -35,7 +35,7 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
 
 
 def _nnpack_ready() -> bool:
-    from subpixel.fast import _nnpack_works
+    from subpixel.fast._process import _nnpack_works
 
     return _nnpack_works()
 

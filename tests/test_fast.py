@@ -146,7 +146,7 @@ def _run_fast_net() -> None:
 
 
 def _forked_child() -> None:
-    from subpixel.fast import _band_pool
+    from subpixel.fast._bands import _band_pool
 
     # OpenMP's threads do not survive a fork either: children run one thread (as
     # DataLoader's workers do); the band pool must not wait on the parent's threads
@@ -219,7 +219,7 @@ def test_int8_close_to_fp32(scale: int, activation: str) -> None:
 def test_int8_weight_rounding_beats_nearest_on_correlated_inputs() -> None:
     """GPTQ-style rounding: integer codes in [-127, 127] whose output error on inputs with
     the given correlations is below that of rounding each weight to its nearest code."""
-    from subpixel.fast import _gptq
+    from subpixel.fast._int8 import _gptq
 
     g = torch.Generator().manual_seed(0)
     # smooth 5×5 patches (strongly correlated taps), like those of photographs

@@ -1,7 +1,8 @@
 /* A 3x3 convolution with few output channels, for the last layer of ESPCN at x2 (32 channels
- * in, 4 out): in the int8 network (subpixel.fast._CpuInt8, where oneDNN's fp32 convolution
- * runs at ~50 GFLOPS) and in the fp32 one (_CpuFp32, where Winograd's 16-channel vectors
- * would be three quarters padding; "valid" rows and accumulation into the output there).
+ * in, 4 out): in the int8 network (subpixel.fast._int8._CpuInt8, where oneDNN's fp32
+ * convolution runs at ~50 GFLOPS) and in the fp32 one (subpixel.fast._fp32._CpuFp32, where
+ * Winograd's 16-channel vectors would be three quarters padding; "valid" rows and
+ * accumulation into the output there).
  *
  * subpixel._conv3x3.conv(...) computes, for every pixel (y, x) and output channel o,
  *   out[y, x, o] = bias[o] + sum_{c, dy, dx} in[y + dy - 1, x + dx - 1, c] . wt[o, c, dy, dx]

@@ -1,6 +1,6 @@
 /* A 3x3 convolution by Winograd's minimal filtering F(4x4, 3x3), channels last, float32:
- * the hidden and last layers of the fp32 ESPCN (subpixel.fast._CpuFp32), where NNPACK's
- * F(6x6, 3x3) reaches about half of this CPU's multiply-add rate.
+ * the hidden and last layers of the fp32 ESPCN (subpixel.fast._fp32._CpuFp32), where
+ * NNPACK's F(6x6, 3x3) reaches about half of this CPU's multiply-add rate.
  *
  * subpixel._winograd.conv(...) computes, for output rows y < rows_in - 2, columns x < w and
  * output channels o < cout,

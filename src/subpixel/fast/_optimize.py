@@ -1,0 +1,69 @@
+""":func:`optimize_for_inference`: parse a model, pick the network for device and precision."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from subpixel.fast._fp32 import _CpuFp32
+from subpixel.fast._int8 import _CpuInt8
+from subpixel.fast._net import FastESPCN, _parse
+from subpixel.fast._process import tune_malloc
+from subpixel.fast._torch import _Torch
+
+#: Precisions :func:`optimize_for_inference` accepts.
+PRECISIONS = ("fp32", "int8")
+
+
+def optimize_for_inference(
+    model: nn.Module,
+    *,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    calibration: torch.Tensor | None = None,
+    tune_memory: bool = True,
+) -> FastESPCN:
+    """Prepare an ESPCN-like ``model`` for fast inference on ``device``.
+
+    The model is read, never modified. The result maps ``(N, 1, h, w)`` float Y in [0, 1]
+    to ``(N, 1, s·h, s·w)`` like ``model`` (see the module docstring for the kernels).
+
+    Args:
+        model: convolutions (odd square kernels, "same" zero padding, stride 1) with tanh
+            or ReLU between them, one input channel, and a final shuffle to one channel:
+            :class:`subpixel.models.espcn.ESPCN` with ``channels=1`` and its tanh/ReLU
+            variants, in any shuffle order.
+        device: ``"cpu"`` (the fast kernels) or another torch device (``"cuda"``: the
+            model's layers in ``channels_last`` with cuDNN autotuning).
+        precision: ``"fp32"`` or ``"int8"`` (CPU only).
+        calibration: for int8 with ReLU activations, ``(N, 1, H, W)`` Y images whose
+            activation maxima set the 8-bit ranges (default: built-in synthetic patterns of
+            edges, lines and textures). tanh activations need none: their range is fixed.
+        tune_memory: on CPU, call :func:`tune_malloc` (process-wide; see there).
+
+    Returns:
+        A :class:`FastESPCN`; its ``backend`` names the kernels used.
+
+    Raises:
+        ValueError: unknown precision, int8 off CPU, or a model this cannot run.
+
+    Example:
+        >>> import torch
+        >>> from subpixel.models.espcn import ESPCN
+        >>> fast = optimize_for_inference(ESPCN(scale=2), precision="int8")
+        >>> fast(torch.rand(1, 1, 8, 8)).shape, fast.backend
+        (torch.Size([1, 1, 16, 16]), 'cpu-onednn-int8, first layer fp32')
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    dev = torch.device(device)
+    net = _parse(model)
+    if tune_memory and dev.type == "cpu":
+        tune_malloc()
+    if dev.type != "cpu":
+        if precision == "int8":
+            raise ValueError(f"precision='int8' runs on CPU only, not {dev}")
+        return _Torch(model, net, dev, torch.float32)
+    if precision == "int8":
+        return _CpuInt8(net, calibration)
+    return _CpuFp32(net)
