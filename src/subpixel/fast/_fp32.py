@@ -284,6 +284,13 @@ class _CpuFp32(FastESPCN):
             src, self.w1.view(-1, self.k1, self.k1), self.b1[:, 0], x, relu
         ):
             raise RuntimeError("subpixel: the compiled first layer refused its arguments")
+        residual = replicated is not None and self._res_taps is not None
+        if replicated is not None and self._res_taps is not None:
+            # the bicubic phases first, by the same kernel: the last layer adds onto them
+            zeros = torch.zeros(self._res_taps.shape[0])
+            rows = replicated[r0 : r1 + 4]
+            if not _native.conv_first_rows(rows, self._res_taps, zeros, out[r0:r1], False):
+                raise RuntimeError("subpixel: the compiled residual refused its arguments")
         for idx, (conv, (_, _, _, fix)) in enumerate(zip(self.winograd, self.convs, strict=True)):
             if not relu:
                 self._activate(x)
@@ -295,12 +302,7 @@ class _CpuFp32(FastESPCN):
             last = idx == len(self.convs) - 1
             lo, hi = lo + 1, hi - 1
             z = out[lo:hi] if last else torch.empty(hi - lo, w, conv.c_out)
-            residual = last and replicated is not None and self._res_taps is not None
-            if residual:
-                zeros = torch.zeros(conv.c_out)
-                assert replicated is not None and self._res_taps is not None
-                _native.conv_first_rows(replicated[r0 : r1 + 4], self._res_taps, zeros, z, False)
-            if not conv(x, z, relu=relu and not last, accumulate=residual):
+            if not conv(x, z, relu=relu and not last, accumulate=last and residual):
                 raise RuntimeError("subpixel: a compiled 3×3 layer refused its arguments")
             if fix is not None:
                 fix.apply_rows(z.permute(2, 0, 1)[None], lo, h, w)
