@@ -606,3 +606,39 @@ def test_rgb8_tile_doubles_only_for_the_banded_fp32_path() -> None:
     assert Engine(_model(2), tile=300).rgb8_tile == 600  # fp32 CPU: network in row bands
     assert Engine(_model(2), tile=300, precision="int8").rgb8_tile == 300  # whole-tile layers
     assert Engine(_model(2), tile=0).rgb8_tile == 0  # untiled stays untiled
+
+
+class _RecordingSink:
+    """A sink whose second write fails; records what was called on it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def write(self, rows: np.ndarray) -> None:
+        self.calls.append("write")
+        if self.calls.count("write") == 2:
+            raise OSError("disk full")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+    def abort(self) -> None:
+        self.calls.append("abort")
+
+
+def test_threaded_sink_failure_aborts_the_inner_sink_at_close() -> None:
+    """An encoding error in the sink's thread surfaces at close(), and the wrapped sink is
+    aborted (its own threads and file stopped), never closed as if complete."""
+    from subpixel._upscale.batch import ThreadedSink
+
+    inner = _RecordingSink()
+    sink = ThreadedSink(inner)
+    for _ in range(3):
+        try:
+            sink.write(np.zeros((2, 3, 3), np.uint8))
+        except OSError:
+            break
+    with pytest.raises(OSError, match="disk full"):
+        sink.close()
+    assert inner.calls.count("write") == 2
+    assert "abort" in inner.calls and "close" not in inner.calls

@@ -353,10 +353,10 @@ class Upscaler:
                     sink.write(strip[0])
                     if sr_crop is not None:
                         window.take(row, strip[0], sr_crop)
+                sink.close()  # a failure here too stops the sink's threads and its file
             except BaseException:
                 getattr(sink, "abort", lambda: None)()
                 raise
-            sink.close()
         if sr_crop is not None:
             fig = make_figure(
                 lr,

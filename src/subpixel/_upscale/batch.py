@@ -254,6 +254,7 @@ class ThreadedSink:
     def close(self) -> None:
         self._join()
         if self._error is not None:
+            getattr(self._sink, "abort", lambda: None)()  # its threads and file, unfinished
             raise self._error
         self._sink.close()
 
