@@ -85,6 +85,27 @@ def test_fp32_compiled_kernels_and_fallback_both_equal_model(scale: int, kind: s
         assert (fast(y).double() - ref).abs().max().item() < 1e-5, fast.backend
 
 
+@pytest.mark.skipif(not _native.winograd_simd(), reason="no SIMD copy of subpixel._winograd")
+@pytest.mark.parametrize("scale", [2, 3])
+def test_fp32_compiled_path_with_the_avx2_copies(scale: int) -> None:
+    """The copies AVX2-only CPUs run (8-float transforms, 256-bit products), end to end."""
+    from subpixel import _conv3x3, _conv_first, _winograd  # type: ignore[attr-defined]
+
+    model = _model(scale, "relu", residual="bicubic")
+    y = _smooth_image(45, 70, seed=scale)
+    modules = (_winograd, _conv_first, _conv3x3)
+    limits = [m.set_isa(1) for m in modules]
+    try:
+        assert all(m.isa() == 1 for m in modules)
+        fast = optimize_for_inference(model)
+        assert fast.backend == "cpu-winograd-f4x4"
+        out = fast(y)
+    finally:
+        for m, limit in zip(modules, limits, strict=True):
+            m.set_isa(limit)
+    assert (out.double() - _reference(model, y)).abs().max().item() < 1e-5
+
+
 @pytest.mark.parametrize("order", ["hwc", "cwh"])
 @pytest.mark.parametrize("output_activation", ["tanh", "relu"])
 def test_fp32_any_order_and_output_activation(order: str, output_activation: str) -> None:
