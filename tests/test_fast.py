@@ -806,3 +806,41 @@ def test_int8_x2_last_layer_kernel_equals_conv2d_path(
     assert out.shape == ref.shape == (2, 1, 74, 58)
     assert torch.allclose(out, ref, rtol=1e-5, atol=1e-5)
     assert _psnr(out.clamp(0, 1), _reference(model, y).clamp(0, 1)) > 40.0
+
+
+# -- the network CUDA runs (_Torch), on the CPU -------------------------------------------
+# optimize_for_inference(device="cuda") builds this class; its code is device-agnostic, so
+# running it on the CPU tests everything but cuDNN itself.
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("kind", ["tanh", "relu+bicubic", "relu/cwh"])
+def test_torch_network_for_other_devices_equals_model(scale: int, kind: str) -> None:
+    from subpixel.fast._net import _parse
+    from subpixel.fast._torch import _Torch
+
+    arch, _, order = kind.partition("/")
+    activation, _, residual = arch.partition("+")
+    model = _model(scale, activation, residual=residual or None, order=order or "chw")
+    y = torch.cat([_smooth_image(17, 23, seed=scale), _smooth_image(17, 23, seed=9)])
+    net = _Torch(model, _parse(model), torch.device("cpu"), torch.float32)
+    assert net.backend == "cpu-torch-channels-last" and net.precision == "fp32"
+    assert (net(y).double() - _reference(model, y)).abs().max().item() < 1e-5
+    half = _Torch(model, _parse(model), torch.device("cpu"), torch.bfloat16)
+    assert half.precision == "bfloat16"
+    assert _psnr(half(y).clamp(0, 1), _reference(model, y).clamp(0, 1)) > 35.0
+
+
+def test_upscaler_as_on_cuda_equals_plain_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FastUpscaler with the _Torch network and the PyTorch colour/chroma pass (the compiled
+    one is CPU-only): what `subpixel upscale --device cuda` runs."""
+    from subpixel.fast._net import _parse
+    from subpixel.fast._torch import _Torch
+
+    model = _model(3, "relu", residual="bicubic")
+    up = FastUpscaler(_Torch(model, _parse(model), torch.device("cpu"), torch.float32))
+    rgb = _rgb(13, 17, seed=4)
+    with monkeypatch.context() as m:
+        m.setattr(_native, "_pipeline", None)
+        out = up(rgb)
+    assert _max_level_diff(out, _plain_bt601(model, rgb, 3)) <= 1
