@@ -1,6 +1,7 @@
 /* A 3x3 convolution by Winograd's minimal filtering F(4x4, 3x3), channels last, float32:
- * the hidden and last layers of the fp32 ESPCN (subpixel.fast._fp32._CpuFp32), where
- * NNPACK's F(6x6, 3x3) reaches about half of this CPU's multiply-add rate.
+ * the hidden and last layers of the fp32 ESPCN (subpixel.fast._fp32._CpuFp32), in place of
+ * NNPACK's F(6x6, 3x3) (1.4x faster on the 64->32 layer, 3x smaller errors: see
+ * benchmarks/bench_winograd.py and docs/benchmarks.md).
  *
  * subpixel._winograd.conv(...) computes, for output rows y < rows_in - 2, columns x < w and
  * output channels o < cout,
@@ -10,12 +11,12 @@
  * are added before act (out += ...). `in` has channels contiguous
  * (pixel and row strides given, in elements), so does `out`. The weights come transformed,
  * U[xi, c, o] = (G g[o, c] G^T)[xi] for the 36 positions xi of a 6x6 tile, with o padded
- * with zeros to cpad (a multiple of 16): subpixel._native.winograd_weights makes them.
+ * with zeros to cpad (a multiple of 16): subpixel._native.Winograd3x3.create makes them.
  *
  * Method: a tile of 4x4 outputs needs a 6x6 patch d of the input. Tiles are processed a
  * block of TB consecutive tiles of one tile row at a time:
- *   1. V[xi, t, c] = (B^T d_t B)[xi], vectors of 16 channels (interior tiles read the input
- *      directly; tiles on the border copy their patch with zeros first);
+ *   1. V[xi, t, c] = (B^T d_t B)[xi], on vectors of 16 (or 8) channels (tiles on the
+ *      border read zeros where their patch leaves the input);
  *   2. M[xi] = V[xi] U[xi] for each xi: 36 small matrix products (TB x cin) (cin x cpad),
  *      RT tiles x NV vectors of 16 output channels of sums held in registers, the weights
  *      loaded once per input channel and the V values broadcast;
