@@ -10,6 +10,7 @@ C_FLAGS = ["-O3", "-std=c11", "-Wall", "-Wno-unknown-pragmas"]
 HEADERS = [
     "src/subpixel/_csrc/parallel.h",
     "src/subpixel/_csrc/isa.h",
+    "src/subpixel/_csrc/targets.h",
     "src/subpixel/_csrc/winograd_tiles.h",
 ]
 

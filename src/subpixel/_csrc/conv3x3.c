@@ -43,20 +43,12 @@
 #define XB 2  /* vectors of pixels per register block */
 #define VMAX 16
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define HAVE_X86 1
-#include <immintrin.h>
-#define TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
-#if defined(__clang__) || __GNUC__ >= 10
+#include "targets.h"
+#if HAVE_X86 && (defined(__clang__) || __GNUC__ >= 10)
 #define HAVE_BF16 1
 #define TARGET_BF16 __attribute__((target("avx512f,avx512bf16,avx2,fma")))
 #else
 #define HAVE_BF16 0
-#endif
-#else
-#define HAVE_BF16 0
-#define HAVE_X86 0
 #endif
 
 enum { ISA_BASE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_BF16 = 3 };

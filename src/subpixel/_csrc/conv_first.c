@@ -41,14 +41,7 @@
 #define MAX_THREADS SP_MAX_THREADS
 #define PMAX 12 /* most pixels in one register block (any variant) */
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define HAVE_X86 1
-#include <immintrin.h>
-#define TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
-#else
-#define HAVE_X86 0
-#endif
+#include "targets.h"
 
 enum { ISA_BASE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
 

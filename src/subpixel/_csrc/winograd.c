@@ -50,13 +50,7 @@ _Static_assert(TB % 24 == 0, "TB must be a multiple of every register block's ti
 #define MAX_CIN 4096
 #define MAX_CPAD 4096
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define HAVE_X86 1
-#define TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
-#else
-#define HAVE_X86 0
-#endif
+#include "targets.h"
 
 /* 64-byte vectors passed between always-inlined helpers only: no ABI is involved. */
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -139,7 +133,6 @@ INLINE void gemm_block(const Wino *p, const float *V, float *M, int t0, int n0, 
 }
 
 #if HAVE_X86
-#include <immintrin.h>
 /* The same with the sums in registers: RT tiles x NV vectors of W floats (VEC: __m512 or
  * __m256), the NV weight vectors loaded once per input channel, each V value broadcast. */
 #define GEMM_KERNEL(NAME, TARGET, VEC, W, LOAD, STORE, SET1, ZERO, FMA, RT, NV)                \
