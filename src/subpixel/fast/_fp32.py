@@ -184,7 +184,7 @@ class _CpuFp32(FastESPCN):
         self.halos = [sum(k // 2 for _, _, k, _ in self.convs[i:]) for i in range(len(rest) + 1)]
         self._setup_residual(net)
         self.winograd = self._compiled_layers()
-        self._res_taps: torch.Tensor | None = None
+        self._res_filter: tuple[torch.Tensor, torch.Tensor] | None = None  # taps, zero bias
         # NNPACK only without the compiled kernels (its set-up fixes its pool at one thread
         # for the whole process)
         self.nnpack = self.winograd is None and _nnpack_works()
@@ -196,7 +196,7 @@ class _CpuFp32(FastESPCN):
                 # into the output, which the last layer then adds to
                 taps = torch.from_numpy(polyphase_taps(self.scale, -0.75))
                 k = torch.einsum("ia,jb->ijab", taps, taps).reshape(-1, 5, 5)
-                self._res_taps = k.float().contiguous()
+                self._res_filter = (k.float().contiguous(), torch.zeros(k.shape[0]))
                 self._res_in_raw = True
 
     def _compiled_layers(self) -> list[_Conv3x3Rows] | None:
@@ -284,12 +284,12 @@ class _CpuFp32(FastESPCN):
             src, self.w1.view(-1, self.k1, self.k1), self.b1[:, 0], x, relu
         ):
             raise RuntimeError("subpixel: the compiled first layer refused its arguments")
-        residual = replicated is not None and self._res_taps is not None
-        if replicated is not None and self._res_taps is not None:
+        residual = replicated is not None and self._res_filter is not None
+        if replicated is not None and self._res_filter is not None:
             # the bicubic phases first, by the same kernel: the last layer adds onto them
-            zeros = torch.zeros(self._res_taps.shape[0])
+            taps, zeros = self._res_filter
             rows = replicated[r0 : r1 + 4]
-            if not _native.conv_first_rows(rows, self._res_taps, zeros, out[r0:r1], False):
+            if not _native.conv_first_rows(rows, taps, zeros, out[r0:r1], False):
                 raise RuntimeError("subpixel: the compiled residual refused its arguments")
         for idx, (conv, (_, _, _, fix)) in enumerate(zip(self.winograd, self.convs, strict=True)):
             if not relu:
