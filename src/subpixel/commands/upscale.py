@@ -19,7 +19,7 @@ examples:
   subpixel upscale small.png -o sr.png --compare --reference original.png   # with PSNR
   subpixel upscale photos/ -o photos_x3/ --jobs 2
   subpixel upscale clip.mp4 -o clip_x3.mp4 --scale 3
-  subpixel upscale clip.mp4 -o clip_fast.mp4 --precision int8    # CPU: model ~3× faster, ≤ 0.05 dB
+  subpixel upscale clip.mp4 -o clip_fast.mp4 --precision int8    # CPU: model ~2× faster, ≤ 0.05 dB
   subpixel upscale scan.tif -o big.tif --weights runs/x2/model.safetensors
   subpixel upscale huge.png -o out.png --max-pixels 200000000 --tile 256
 """

@@ -8,9 +8,15 @@ faster. On CPU:
     The image is cut into bands of rows; each band runs the whole network (with the rows
     its receptive field needs above and below) on one thread, the bands on
     ``torch.get_num_threads()`` threads at once, so activations stay in cache and no
-    operation waits for the other threads. The 5×5 first layer (one input channel) is an
-    im2col matrix product; the 3×3 layers use NNPACK's Winograd F(6×6, 3×3) convolution,
-    bundled with PyTorch (oneDNN ``channels_last`` when NNPACK is missing). ``tanh`` is
+    operation waits for the other threads. With the compiled kernels (where the CPU has
+    AVX2+FMA or AVX-512: :func:`subpixel._native.winograd_simd`) everything is channels
+    last: the first layer is a direct convolution (``subpixel._conv_first``), the 3×3
+    layers run by Winograd F(4×4, 3×3) (``subpixel._winograd``; ReLU fused), the ×2 last
+    layer (4 channels) directly (``subpixel._conv3x3``), and a bicubic residual is written
+    by the first-layer kernel into the output that the last layer adds to. Without them the
+    first layer is an im2col matrix product and the 3×3 layers use NNPACK's Winograd
+    F(6×6, 3×3), bundled with PyTorch (oneDNN ``channels_last`` when NNPACK is missing).
+    ``tanh`` is
     computed as ``2·sigmoid(2z) − 1``: the factors are folded into the weights and biases of
     the convolutions around it, the constant into the next bias with an exact correction at
     the image border (where zero padding differs), so only an in-place ``sigmoid`` remains,
@@ -44,9 +50,10 @@ pipeline (:mod:`subpixel.color`, the model clamped to [0, 1], :func:`subpixel.re
 or ``F.interpolate`` bicubic chroma, clamp, round half up) within one grey level.
 
 Threads: the fp32 network reads ``torch.get_num_threads()`` at every call and runs its
-bands on that many worker threads of one intra-op thread each. NNPACK's own thread pool
-(sized by PyTorch at its first use in a process) is created here with one thread, so that
-the bands' calls run side by side; results do not depend on the thread count.
+bands on that many worker threads of one intra-op thread each; results do not depend on
+the thread count. On the NNPACK path, NNPACK's own thread pool (sized by PyTorch at its
+first use in a process) is created with one thread, so that the bands' calls run side by
+side.
 
 The implementation, one concept per private module: ``_net`` (the model parsed into
 layers, the :class:`FastESPCN` base class), ``_process`` (:func:`tune_malloc`, the NNPACK
