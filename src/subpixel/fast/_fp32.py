@@ -165,6 +165,8 @@ class _CpuFp32(FastESPCN):
         self.k1 = first.k
         self.w1 = (g * first.weight.reshape(first.weight.shape[0], -1)).float().contiguous()
         self.b1 = (g * first.bias)[:, None].float().contiguous()
+        # the same as (c, k, k) weights and a bias vector, for the compiled first layer
+        self.w1_kk, self.b1_vec = self.w1.view(-1, self.k1, self.k1), self.b1[:, 0]
         self.convs: list[tuple[torch.Tensor, torch.Tensor, int, _BorderFix | None]] = []
         for idx, layer in enumerate(rest):
             last = idx == len(rest) - 1
@@ -280,9 +282,7 @@ class _CpuFp32(FastESPCN):
         lo, hi = r0 - self.halos[0], r1 + self.halos[0]
         x = torch.empty(hi - lo, w, self.w1.shape[0])
         src = padded[0, r0 : r0 + hi - lo + self.k1 - 1]
-        if not _native.conv_first_rows(
-            src, self.w1.view(-1, self.k1, self.k1), self.b1[:, 0], x, relu
-        ):
+        if not _native.conv_first_rows(src, self.w1_kk, self.b1_vec, x, relu):
             raise RuntimeError("subpixel: the compiled first layer refused its arguments")
         residual = replicated is not None and self._res_filter is not None
         if replicated is not None and self._res_filter is not None:
