@@ -3,18 +3,48 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-EXTRAS ?= test
 export SUBPIXEL_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup test check format demo bench fuzz clean
+.PHONY: setup setup-demo test check format demo bench fuzz lock clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt setup.py $(wildcard src/subpixel/_csrc/*.[ch])
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]"
+# Locked environments (pip-tools, see CONTRIBUTING.md): the demo's (PyTorch, Pillow,
+# safetensors, tqdm), the whole development one (tests, Keras, TensorFlow, JAX, OpenCV 5.0...)
+# and a small second one with OpenCV 5.1+ for tests/test_opencv51.py.
+DEMO_LOCK := requirements/demo.txt
+DEV_LOCK  := requirements/dev.txt
+CV51_LOCK := requirements/opencv-5.1.txt
+CV51_VENV ?= .venv-opencv51
+export SUBPIXEL_OPENCV51_PYTHON ?= $(abspath $(CV51_VENV))/bin/python
+CSRC := $(wildcard src/subpixel/_csrc/*.[ch])
+
+$(VENV)/.demo: $(DEMO_LOCK) pyproject.toml setup.py $(CSRC)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -r $(DEMO_LOCK)
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-setup: $(VENV)/.installed
+$(VENV)/.dev: $(VENV)/.demo $(DEV_LOCK)
+	$(PIP) install -q -r $(DEV_LOCK)
+	touch $@
+
+$(CV51_VENV)/.installed: $(CV51_LOCK)
+	test -x $(CV51_VENV)/bin/python || $(PYTHON) -m venv $(CV51_VENV)
+	$(CV51_VENV)/bin/python -m pip install -q -r $(CV51_LOCK)
+	touch $@
+
+setup-demo: $(VENV)/.demo
+setup: $(VENV)/.dev $(CV51_VENV)/.installed
+
+# Refresh the locks to the newest releases that pyproject.toml's ranges and constraints.txt
+# allow; then run `make test` and commit the locks only if everything passes.
+PIP_COMPILE := $(PY) -m piptools compile --quiet --upgrade --strip-extras --generate-hashes \
+	--no-emit-index-url --no-emit-find-links
+lock: $(VENV)/.dev
+	$(PIP_COMPILE) --unsafe-package subpixel --extra dev -c constraints.txt \
+		-o $(DEV_LOCK) pyproject.toml
+	$(PIP_COMPILE) --unsafe-package subpixel --all-build-deps --extra sr -c constraints.txt \
+		-c $(DEV_LOCK) -o $(DEMO_LOCK) pyproject.toml
+	$(PIP_COMPILE) -o $(CV51_LOCK) requirements/opencv-5.1.in
 
 check: setup
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts examples
@@ -28,7 +58,7 @@ format: setup
 test: check
 	$(PY) -m pytest -q
 
-demo: setup
+demo: setup-demo
 	$(PY) examples/demo.py
 
 bench: setup
@@ -42,4 +72,4 @@ fuzz: setup
 		-W ignore::UserWarning tests/test_fuzz.py -k fuzz_
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CV51_VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -46,7 +46,9 @@ def test_bundled_quality_and_card_numbers(scale: int, data_dir: Path) -> None:
     card = load_weights(default_weights_path("espcn", scale))[1].card
     for name, bar in zip(("Set5", "Set14"), QUALITY_BAR[scale], strict=True):
         got = evaluate_folder(model, data_dir / "sr" / name, scale=scale)
-        assert got["psnr"] == pytest.approx(card["metrics"][name]["psnr"], abs=1e-6)
+        # The card's figure was measured when the model was trained; other releases of the
+        # numeric libraries move its last digits (7e-6 dB with the first locked environment).
+        assert got["psnr"] == pytest.approx(card["metrics"][name]["psnr"], abs=1e-4)
         assert got["psnr"] >= bar, f"×{scale} {name}: {got['psnr']:.2f} dB < {bar}"
 
 

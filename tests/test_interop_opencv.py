@@ -1,4 +1,11 @@
-"""OpenCV dnn_superres import: weights, network and whole pipeline against OpenCV itself."""
+"""OpenCV dnn_superres import: weights, network and whole pipeline against OpenCV itself.
+
+OpenCV's answers come from :mod:`opencv_reference`: live where OpenCV still reads TensorFlow
+graphs (≤ 5.0, the development lock's), stored where it does not (5.1+). Every parity test runs
+twice, against live OpenCV (``[opencv]``; checked against the stored answers) and against the
+stored answers alone (``[stored]``, what an OpenCV 5.1 machine does), so neither route is
+skipped on any OpenCV.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from opencv_reference import RECORD, Reference
 from subpixel.cli import main
 from subpixel.convert import transposed_to_subpixel
 from subpixel.interop import import_opencv, load_opencv, opencv_upsample
@@ -40,16 +48,12 @@ def _pb(data_dir: Path, folder: str, name: str, scale: int) -> Path:
     return data_dir / "models" / folder / f"{name}_x{scale}.pb"
 
 
-def _superres(path: Path, algorithm: str, scale: int) -> object:
-    sr = cv2.dnn_superres.DnnSuperResImpl_create()
-    sr.readModel(str(path))
-    sr.setModel(algorithm, scale)
-    return sr
-
-
-def _cv_net(path: Path) -> object:
-    cv2.dnn_superres.DnnSuperResImpl_create()  # registers the DepthToSpace layer the graphs use
-    return cv2.dnn.readNetFromTensorflow(str(path))
+@pytest.fixture(params=["opencv", "stored"])
+def opencv(request: pytest.FixtureRequest) -> Reference:
+    """OpenCV's answers: live (where it reads .pb graphs) or the stored ones."""
+    if request.param == "stored" and RECORD:
+        pytest.skip("recording OpenCV's answers (scripts/record_opencv_references.py)")
+    return Reference(stored_only=request.param == "stored")
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +104,12 @@ def test_graphdef_file_errors_name_the_file(tmp_path: Path, data_dir: Path) -> N
 
 @pytest.mark.parametrize(("folder", "name", "scale", "algorithm"), FILES, ids=IDS)
 def test_import_weights_equal_opencv_layers(
-    data_dir: Path, folder: str, name: str, scale: int, algorithm: str
+    data_dir: Path, opencv: Reference, folder: str, name: str, scale: int, algorithm: str
 ) -> None:
     """The first conv's OIHW kernel equals the one OpenCV's TensorFlow importer built."""
     path = _pb(data_dir, folder, name, scale)
     imported = import_opencv(path)
-    net = _cv_net(path)
-    cv_kernel = net.getLayer("conv1").blobs[0]
+    cv_kernel = opencv.layer_blob(path, "conv1")
     first = imported.model.features[0] if algorithm == "espcn" else imported.model.feature[0]
     np.testing.assert_array_equal(first.weight.detach().numpy(), cv_kernel)
     assert imported.name == algorithm and imported.scale == scale
@@ -117,7 +120,7 @@ def test_import_weights_equal_opencv_layers(
         # PReLU slope: OpenCV's "mul" scale blob times the graph's 0.5 (Power layer) times 2.
         np.testing.assert_allclose(
             imported.model.feature[1].weight.detach().numpy(),
-            net.getLayer("mul").blobs[0].reshape(-1),
+            opencv.layer_blob(path, "mul").reshape(-1),
             rtol=1e-6,
         )
     else:
@@ -127,13 +130,11 @@ def test_import_weights_equal_opencv_layers(
 
 @pytest.mark.parametrize(("folder", "name", "scale", "algorithm"), FILES, ids=IDS)
 def test_network_equals_opencv_dnn(
-    data_dir: Path, folder: str, name: str, scale: int, algorithm: str
+    data_dir: Path, opencv: Reference, folder: str, name: str, scale: int, algorithm: str
 ) -> None:
     path = _pb(data_dir, folder, name, scale)
     y = np.random.default_rng(scale).random((1, 1, 19, 26)).astype(np.float32)
-    net = _cv_net(path)
-    net.setInput(y)
-    ref = net.forward()
+    ref = opencv.forward(path, y)
     for upsampler in ("subpixel", "transposed"):
         model = load_opencv(path, upsampler=upsampler)
         with torch.no_grad():
@@ -147,22 +148,27 @@ def test_network_equals_opencv_dnn(
 
 @pytest.mark.parametrize(("folder", "name", "scale", "algorithm"), FILES, ids=IDS)
 def test_opencv_upsample_matches_dnn_superres(
-    data_dir: Path, natural: np.ndarray, folder: str, name: str, scale: int, algorithm: str
+    data_dir: Path,
+    opencv: Reference,
+    natural: np.ndarray,
+    folder: str,
+    name: str,
+    scale: int,
+    algorithm: str,
 ) -> None:
     path = _pb(data_dir, folder, name, scale)
-    sr = _superres(path, algorithm, scale)
     model = load_opencv(path)
     rng = np.random.default_rng(scale)
     images = [natural, rng.integers(0, 256, (21, 34, 3), dtype=np.uint8), natural[..., 1].copy()]
     for image in images:
-        ref = sr.upsample(image)
+        ref = opencv.upsample(path, algorithm, scale, image)
         ours = opencv_upsample(model, image)
         assert ours.shape == ref.shape and ours.dtype == np.uint8
         diff = np.abs(ours.astype(int) - ref.astype(int))
         assert diff.max() <= 1, f"{path.name}: {diff.max()} levels"
         assert (diff > 0).mean() < 1e-3
     rgb = np.ascontiguousarray(natural[..., ::-1])
-    ref_rgb = sr.upsample(natural)[..., ::-1]
+    ref_rgb = opencv.upsample(path, algorithm, scale, natural)[..., ::-1]
     assert np.abs(opencv_upsample(model, rgb, order="rgb").astype(int) - ref_rgb).max() <= 1
 
 
@@ -300,6 +306,7 @@ def test_cli_import_eval_and_errors(
 @pytest.mark.parametrize(("folder", "name", "scale", "algorithm"), FILES, ids=IDS)
 def test_upscale_command_matches_opencv(
     data_dir: Path,
+    opencv: Reference,
     tmp_path: Path,
     natural: np.ndarray,
     folder: str,
@@ -313,11 +320,10 @@ def test_upscale_command_matches_opencv(
     weights = tmp_path / "model.safetensors"
     assert main(["import-opencv", str(pb), "-o", str(weights)]) == 0
     grey = np.ascontiguousarray(natural[5:40, 7:50, 1])
-    sr = _superres(pb, algorithm, scale)
     for image, stem in ((natural, "colour"), (grey, "grey")):
         src = tmp_path / f"{stem}.png"
         cv2.imwrite(str(src), image)
-        ref = sr.upsample(image).astype(int)
+        ref = opencv.upsample(pb, algorithm, scale, image).astype(int)
         for tile in ("0", "16"):
             dst = tmp_path / f"{stem}_{tile}.png"
             argv = ["upscale", str(src), "-o", str(dst), "--weights", str(weights)]
@@ -326,3 +332,36 @@ def test_upscale_command_matches_opencv(
             diff = np.abs(out - ref)
             assert out.shape == ref.shape and diff.max() <= 1, f"{stem}, tile {tile}"
             assert (diff > 0).mean() < 1e-3
+
+
+@pytest.mark.parametrize("name", ["ESPCN_x3", "FSRCNN-small_x2"])
+def test_upscale_reads_pb_graphs_directly(
+    data_dir: Path, opencv: Reference, tmp_path: Path, natural: np.ndarray, name: str
+) -> None:
+    """`--weights X.pb` imports on the fly: the same output as import-opencv then upscale,
+    and within one level of cv2.dnn_superres."""
+    import subpixel
+
+    folder = "opencv-espcn" if name.startswith("ESPCN") else "opencv-fsrcnn"
+    pb = data_dir / "models" / folder / f"{name}.pb"
+    algorithm, scale = name.split("_x")[0].split("-")[0].lower(), int(name[-1])
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), natural)
+    weights = tmp_path / "imported.safetensors"
+    assert main(["import-opencv", str(pb), "-o", str(weights)]) == 0
+    outputs = {}
+    for label, source in (("pb", pb), ("two-step", weights)):
+        dst = tmp_path / f"{label}.png"
+        assert main(["upscale", str(src), "-o", str(dst), "--weights", str(source)]) == 0
+        outputs[label] = cv2.imread(str(dst), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(outputs["pb"], outputs["two-step"])
+    ref = opencv.upsample(pb, algorithm, scale, natural).astype(int)
+    assert np.abs(outputs["pb"].astype(int) - ref).max() <= 1
+    rgb = np.ascontiguousarray(natural[..., ::-1])
+    api = subpixel.upscale(rgb, weights=pb)
+    np.testing.assert_array_equal(api, outputs["pb"][..., ::-1])
+    with pytest.raises(ValueError, match=f"{name}.pb.*×{scale}"):
+        subpixel.upscale(rgb, weights=pb, scale=scale + 1)
+    bad = tmp_path / "bad.pb"
+    bad.write_bytes(b"\x00" * 10)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "x.png"), "--weights", str(bad)]) != 0

@@ -98,7 +98,9 @@ def load_upscaling_model(
 
     Args:
         weights: ``"DEFAULT"`` (the bundled ESPCN weights for ``scale``), a ``.safetensors``
-            path (any registered model; never unpickled), or an ``nn.Module``.
+            path (any registered model; never unpickled), an OpenCV ``dnn_superres``
+            TensorFlow graph (``ESPCN_x3.pb``, ``FSRCNN_x2.pb``...: imported on the fly, with
+            OpenCV's processing, as ``subpixel import-opencv`` would), or an ``nn.Module``.
         scale: the factor; ``None`` means 3 for ``"DEFAULT"``, the file's own factor for a
             path, the model's for a module. A file or module of another factor is refused.
 
@@ -118,6 +120,8 @@ def load_upscaling_model(
         model = get_model("espcn", weights="DEFAULT", scale=scale or 3)
         return model, read_pipeline(default_weights_path("espcn", scale or 3))
     path = Path(weights)
+    if path.suffix.lower() == ".pb":
+        return _import_opencv_graph(path, scale)
     if path.suffix.lower() in (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"):
         sniff_weights(path)  # names the problem (pickle/zip) precisely
         raise WeightsError(f"{path}: only .safetensors weights are loaded (never pickles)")
@@ -127,6 +131,16 @@ def load_upscaling_model(
     if scale is not None and getattr(model, "scale", scale) != scale:
         raise WeightsError(f"{path}: weights upscale ×{model.scale}, asked for scale={scale}")
     return model, read_pipeline(path)
+
+
+def _import_opencv_graph(path: Path, scale: int | None) -> tuple[nn.Module, Pipeline]:
+    """An OpenCV ``dnn_superres`` ``.pb`` graph as a model with OpenCV's processing."""
+    from subpixel.interop.opencv import PIPELINE, import_opencv
+
+    imported = import_opencv(path)  # GraphDefError (a ValueError) names the file
+    if scale is not None and imported.scale != scale:
+        raise WeightsError(f"{path}: the graph upscales ×{imported.scale}, asked for scale={scale}")
+    return imported.model, Pipeline(**PIPELINE)
 
 
 def _check_device(device: str | torch.device) -> None:

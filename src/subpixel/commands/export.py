@@ -6,18 +6,28 @@ Shuffles in PyTorch's order become DepthToSpace (mode CRD), TensorFlow's order D
 file is checked against PyTorch on a few input sizes (odd ones included) and the largest
 difference is printed. Needs 'subpixel[onnx]'.
 
+--for dnn_superres writes a file for OpenCV 5's cv2.dnn_superres.DnnSuperResImpl (readModel
+then setModel("espcn", scale)), which feeds the Y plane as NHWC (1, H, W, 1) and reads the
+output as NCHW (1, 1, sH, sW): the graph takes "input" (N, H, W, 1) and gives "output"
+(N, 1, sH, sW). One-channel models only (ESPCN, FSRCNN, imported OpenCV models).
+
 examples:
   subpixel export --weights DEFAULT --scale 3 --format onnx -o espcn_x3.onnx
   subpixel export --weights fsrcnn_x2.safetensors --format onnx -o fsrcnn_x2.onnx --opset 13
   subpixel export --weights runs/x4/model.safetensors --format onnx -o m.onnx --static 1 1 64 64
+  subpixel export --weights espcn_x3.safetensors --for dnn_superres -o ESPCN_x3.onnx
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from subpixel.cli import CliError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +45,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs=4,
         metavar=("N", "C", "H", "W"),
         help="fix the input shape instead of dynamic batch, height and width",
+    )
+    p.add_argument(
+        "--for",
+        dest="target",
+        choices=("any", "dnn_superres"),
+        default="any",
+        help="the layout: any (NCHW in and out, default) or dnn_superres (OpenCV 5's "
+        "DnnSuperResImpl: NHWC (N, H, W, 1) in, NCHW out; one-channel models)",
     )
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
 
@@ -58,16 +76,22 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise CliError(f"{out}: folder {out.parent} does not exist")
     config = {} if args.scale is None else {"scale": args.scale}
-    model = get_model(model_name(args.weights, args.model), weights=args.weights, **config)
+    name = model_name(args.weights, args.model)
+    model = get_model(name, weights=args.weights, **config)
     model.eval()
+    superres = args.target == "dnn_superres"
+    snippet = None
     try:
-        to_onnx(
-            model,
-            out,
-            opset=args.opset,
-            dynamic=args.static is None,
-            input_shape=tuple(args.static) if args.static else None,
-        )
+        if superres:
+            snippet = _export_dnn_superres(model, out, name, args)
+        else:
+            to_onnx(
+                model,
+                out,
+                opset=args.opset,
+                dynamic=args.static is None,
+                input_shape=tuple(args.static) if args.static else None,
+            )
     except ImportError as exc:
         raise CliError(str(exc)) from None
     print(f"{out}: {' -> '.join(onnx_ops(out))}")
@@ -75,11 +99,33 @@ def run(args: argparse.Namespace) -> int:
         try:
             sizes = ((args.static[2], args.static[3]),) if args.static else ((16, 16), (17, 23))
             batch = args.static[0] if args.static else 2
-            diff = check_onnx(model, out, sizes, batch=batch)
+            diff = check_onnx(model, out, sizes, batch=batch, channels_last=superres)
         except ImportError:
             print("onnxruntime is not installed: not checked (pip install 'subpixel[onnx]')")
         else:
             print(f"onnxruntime vs PyTorch: max abs difference {diff:.2e}")
             if diff > 1e-4:
                 raise CliError(f"{out}: onnxruntime differs from PyTorch by {diff:.2e}")
+    if snippet:
+        print(f"OpenCV 5: {snippet}")
     return 0
+
+
+def _export_dnn_superres(model: nn.Module, out: Path, name: str, args: argparse.Namespace) -> str:
+    """``--for dnn_superres``: write the NHWC-input file; returns the OpenCV calls to run it."""
+    from subpixel.interop.opencv_onnx import Y_ALGORITHMS, to_dnn_superres
+
+    size = None
+    if args.static:
+        n, c, h, w = args.static
+        if (n, c) != (1, 1):
+            raise CliError(f"--for dnn_superres: --static must be 1 1 H W, got {n} {c} {h} {w}")
+        size = (h, w)
+    algorithm = name if name in Y_ALGORITHMS else "espcn"
+    try:
+        info = to_dnn_superres(model, out, algorithm=algorithm, opset=args.opset, size=size)
+    except ValueError as exc:
+        raise CliError(
+            f"--for dnn_superres: {exc}; use a plain export with cv2.dnn.readNetFromONNX"
+        ) from None
+    return info.snippet()

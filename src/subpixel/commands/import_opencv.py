@@ -54,7 +54,13 @@ def _verify(graph: Path, imported: object) -> int:
 
     assert isinstance(imported, ImportedModel)
     sr = cv2.dnn_superres.DnnSuperResImpl_create()  # type: ignore[attr-defined]
-    sr.readModel(str(graph))
+    try:
+        sr.readModel(str(graph))
+    except cv2.error as exc:
+        raise CliError(
+            f"{graph}: imported, but --verify needs an OpenCV that reads TensorFlow graphs "
+            f"(<= 5.0; this is {cv2.__version__}): {str(exc).strip().splitlines()[-1]}"
+        ) from exc
     sr.setModel(imported.algorithm, imported.scale)
     image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     ref = sr.upsample(image)

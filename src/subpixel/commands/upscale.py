@@ -21,6 +21,7 @@ examples:
   subpixel upscale clip.mp4 -o clip_x3.mp4 --scale 3
   subpixel upscale clip.mp4 -o clip_fast.mp4 --precision int8    # CPU: model ~2× faster, ≤ 0.05 dB
   subpixel upscale scan.tif -o big.tif --weights runs/x2/model.safetensors
+  subpixel upscale photo.jpg -o sr.png --weights ESPCN_x3.pb   # OpenCV's model, no OpenCV needed
   subpixel upscale huge.png -o out.png --max-pixels 200000000 --tile 256
 """
 
@@ -58,7 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--weights",
         default="DEFAULT",
         metavar="PATH|DEFAULT",
-        help="a .safetensors weights file, or DEFAULT for the bundled ESPCN (default)",
+        help="a .safetensors weights file, an OpenCV dnn_superres graph (ESPCN_x3.pb, "
+        "FSRCNN_x2.pb...: imported on the fly, with OpenCV's processing), or DEFAULT for the "
+        "bundled ESPCN (default)",
     )
     p.add_argument(
         "--tile",

@@ -11,6 +11,14 @@ Example:
 
 from subpixel.interop.onnx_export import to_onnx
 from subpixel.interop.opencv import ImportedModel, import_opencv, load_opencv
+from subpixel.interop.opencv_onnx import to_dnn_superres
 from subpixel.interop.opencv_pipeline import opencv_upsample
 
-__all__ = ["ImportedModel", "import_opencv", "load_opencv", "opencv_upsample", "to_onnx"]
+__all__ = [
+    "ImportedModel",
+    "import_opencv",
+    "load_opencv",
+    "opencv_upsample",
+    "to_dnn_superres",
+    "to_onnx",
+]

@@ -30,6 +30,7 @@ import copy
 import io
 import os
 import warnings
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from torch import nn
 from subpixel.layers import PixelShuffle, PixelUnshuffle
 from subpixel.serialization import atomic_write_bytes
 
-__all__ = ["DEFAULT_OPSET", "check_onnx", "onnx_ops", "to_onnx"]
+__all__ = ["DEFAULT_OPSET", "check_onnx", "export_bytes", "onnx_ops", "to_onnx"]
 
 #: The opset written by default (DepthToSpace CRD needs >= 11).
 DEFAULT_OPSET = 17
@@ -98,8 +99,11 @@ class _OnnxShuffle(nn.Module):
         return out
 
 
-def _native(m: nn.Module) -> _OnnxShuffle | None:
-    """The single-node replacement of a shuffle module, or None to trace its reshapes."""
+def _native(m: nn.Module, blocks: Collection[int] | None = None) -> _OnnxShuffle | None:
+    """The single-node replacement of a shuffle module, or None to trace its reshapes.
+
+    ``blocks``, when given, limits the replacement to those block sizes.
+    """
     if not isinstance(m, (PixelShuffle, PixelUnshuffle)) or type(m) not in (
         PixelShuffle,
         PixelUnshuffle,
@@ -107,6 +111,8 @@ def _native(m: nn.Module) -> _OnnxShuffle | None:
         return None
     factor = tuple(m.factor)
     if m.data_format != "channels_first" or len(factor) != 2 or factor[0] != factor[1]:
+        return None
+    if blocks is not None and factor[0] not in blocks:
         return None
     inverse = isinstance(m, PixelUnshuffle)
     if m.order == "hwc":
@@ -116,15 +122,18 @@ def _native(m: nn.Module) -> _OnnxShuffle | None:
     return None
 
 
-def _swap_shuffles(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose shuffles that map to one ONNX node are replaced by it."""
-    root = _native(model)
+def _swap_shuffles(model: nn.Module, blocks: Collection[int] | None = None) -> nn.Module:
+    """A copy of ``model`` whose shuffles that map to one ONNX node are replaced by it.
+
+    ``blocks``, when given, limits the replacement to shuffles with those block sizes.
+    """
+    root = _native(model, blocks)
     if root is not None:
         return root
     model = copy.deepcopy(model)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            new = _native(child)
+            new = _native(child, blocks)
             if new is not None:
                 setattr(parent, name, new)
     return model
@@ -173,14 +182,61 @@ def to_onnx(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     shape = input_shape or (1, _channels(model), 16, 16)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    data = export_bytes(
+        model,
+        shape,
+        opset=opset,
+        input_axes=axes if dynamic else None,
+        output_axes=axes if dynamic else None,
+    )
+    out = Path(path)
+    atomic_write_bytes(out, data)
+    return out
+
+
+def export_bytes(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    opset: int = DEFAULT_OPSET,
+    input_axes: dict[int, str] | None = None,
+    output_axes: dict[int, str] | None = None,
+    blocks: Collection[int] | None = None,
+    wrap: Callable[[nn.Module], nn.Module] | None = None,
+) -> bytes:
+    """The ONNX file :func:`to_onnx` writes, as bytes, with the layout left to the caller.
+
+    Args:
+        model: the network (exported in eval mode, not modified).
+        input_shape: the example input's shape (of the graph's input, after ``wrap``).
+        opset: the ONNX opset (>= 11).
+        input_axes: the graph input's dynamic axes (index → name), or None for static.
+        output_axes: the same for the output.
+        blocks: only shuffles with these block sizes become ``DepthToSpace``/
+            ``SpaceToDepth`` (default: all that can); the others are traced as reshapes.
+        wrap: applied to the model after its shuffles are swapped, e.g. to permute the input.
+
+    Returns:
+        The serialized model: input ``"input"``, output ``"output"``.
+    """
+    _require("onnx")
+    if not isinstance(opset, int) or opset < 11:
+        raise ValueError(f"opset must be an int >= 11 (DepthToSpace CRD), got {opset!r}")
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
     dtype = params[0].dtype if params else torch.float32
-    example = torch.rand(*shape, device=device, dtype=dtype)
-    export_model = _swap_shuffles(model)
+    example = torch.rand(*input_shape, device=device, dtype=dtype)
+    export_model = _swap_shuffles(model, blocks)
+    if wrap is not None:
+        export_model = wrap(export_model)
     was_training = model.training
     export_model.eval()
-    axes = {0: "batch", 2: "height", 3: "width"}
+    dynamic_axes: dict[str, dict[int, str]] = {}
+    if input_axes:
+        dynamic_axes["input"] = input_axes
+    if output_axes:
+        dynamic_axes["output"] = output_axes
     buf = io.BytesIO()
     try:
         with warnings.catch_warnings(), torch.no_grad():
@@ -193,14 +249,34 @@ def to_onnx(
                 opset_version=opset,
                 input_names=["input"],
                 output_names=["output"],
-                dynamic_axes={"input": axes, "output": axes} if dynamic else None,
+                dynamic_axes=dynamic_axes or None,
                 do_constant_folding=True,
             )
     finally:
         model.train(was_training)
-    out = Path(path)
-    atomic_write_bytes(out, buf.getvalue())
-    return out
+    return _normalize_perms(buf.getvalue())
+
+
+def _normalize_perms(data: bytes) -> bytes:
+    """``data`` with every ``Transpose`` ``perm`` made non-negative.
+
+    The tracer copies ``movedim(-1, 1)`` as ``perm=[0, -1, 1, 2]``; onnxruntime accepts that,
+    OpenCV's ``dnn`` does not (ONNX means axes ``0..rank-1``).
+    """
+    onnx = _require("onnx")
+    proto = onnx.load_from_string(data)
+    changed = False
+    for node in proto.graph.node:
+        if node.op_type != "Transpose":
+            continue
+        for attr in node.attribute:
+            if attr.name == "perm" and any(p < 0 for p in attr.ints):
+                rank = len(attr.ints)
+                fixed = [p + rank if p < 0 else p for p in attr.ints]
+                del attr.ints[:]
+                attr.ints.extend(fixed)
+                changed = True
+    return proto.SerializeToString() if changed else data
 
 
 def onnx_ops(path: str | os.PathLike[str]) -> list[str]:
@@ -227,6 +303,7 @@ def check_onnx(
     sizes: tuple[tuple[int, int], ...] = ((16, 16), (17, 23), (5, 9)),
     *,
     batch: int = 2,
+    channels_last: bool = False,
 ) -> float:
     """Largest absolute difference between onnxruntime and PyTorch on random inputs.
 
@@ -235,13 +312,16 @@ def check_onnx(
         path: the ONNX file.
         sizes: the input heights and widths to try (odd ones included by default).
         batch: the batch size.
+        channels_last: the file's input is ``(N, H, W, C)`` (as written by
+            :func:`subpixel.interop.opencv_onnx.to_dnn_superres`); its output is compared
+            with the model's ``(N, C, sH, sW)`` all the same.
 
     Raises:
         ImportError: naming the extra when ``onnxruntime`` is missing.
     """
     ort = _require("onnxruntime")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    channels = session.get_inputs()[0].shape[1]
+    channels = session.get_inputs()[0].shape[3 if channels_last else 1]
     if not isinstance(channels, int):
         channels = _channels(model)
     params = list(model.parameters())
@@ -254,7 +334,8 @@ def check_onnx(
             x = torch.rand(batch, channels, h, w)
             with torch.no_grad():
                 ref = model(x.to(device)).float().cpu().numpy()
-            (got,) = session.run(None, {"input": x.numpy()})
+            feed = x.permute(0, 2, 3, 1).contiguous() if channels_last else x
+            (got,) = session.run(None, {"input": feed.numpy()})
             if got.shape != ref.shape:
                 raise ValueError(
                     f"{path}: onnxruntime gives shape {got.shape} for input {tuple(x.shape)}, "
