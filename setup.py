@@ -33,6 +33,7 @@ setup(
         kernel("pipeline"),
         kernel("conv3x3"),
         kernel("conv_first"),
+        kernel("opencv_levels"),  # OpenCV dnn_superres's uint8 steps (subpixel.fast)
         # a * b + c as one fused multiply-add where the CPU has it (GCC's vector types)
         kernel("winograd", ("-ffp-contract=fast",)),
     ]

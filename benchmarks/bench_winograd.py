@@ -35,9 +35,10 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
 
 
 def _nnpack_ready() -> bool:
-    from subpixel.fast._process import _nnpack_works
+    from subpixel.fast import nnpack_enabled, tune_process
 
-    return _nnpack_works()
+    tune_process(malloc=False)  # a benchmark may set NNPACK up process-wide
+    return nnpack_enabled()
 
 
 def main() -> None:

@@ -112,14 +112,12 @@ def _make_video(path: Path, frames: int, size: tuple[int, int]) -> None:
 
 
 def test_video_of_300_frames_keeps_memory_bounded(tmp_path: Path, weights: Path) -> None:
-    from subpixel._upscale.video import upscale_video
-
     src, dst = tmp_path / "clip.mp4", tmp_path / "clip_x3.mp4"
     _make_video(src, 300, (96, 72))
     up = Upscaler(weights)
     rss: list[tuple[int, float]] = []
-    result = upscale_video(
-        up.engine, src, dst, progress=False, on_frames=lambda n: rss.append((n, rss_mb()))
+    result = up.upscale_video(
+        src, dst, progress=False, on_frames=lambda n: rss.append((n, rss_mb()))
     )
     assert result.frames == 300
     after_warmup = [mb for n, mb in rss if n >= 48]

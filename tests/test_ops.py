@@ -3,7 +3,7 @@
 The references are:
 
 * an explicit loop over output elements that evaluates the index formula of
-  ``shared/docs/orders.md`` (every order, 1-, 2- and 3-D, both data formats): the input
+  ``docs/orders.md`` (every order, 1-, 2- and 3-D, both data formats): the input
   channel feeding output ``(c, y·r+i, ...)`` is the mixed-radix number whose digits are
   ``c`` and the block offsets, read in the order string's order;
 * PyTorch's own ``pixel_shuffle`` / ``pixel_unshuffle`` for ``chw``;

@@ -22,6 +22,7 @@ from PIL import Image, ImageCms
 from torch import nn
 
 import subpixel
+from subpixel.fast import opencv_kernel
 from subpixel.models import get_model
 from subpixel.serialization import WeightsError, save_weights
 from subpixel.upscale import (
@@ -595,7 +596,11 @@ def test_rgb8_route_only_for_8bit_rgb_with_a_fused_model() -> None:
     for other in (img.astype(np.uint16), img.astype(np.float32), img[..., :1], img[..., :2]):
         assert not eng.uses_rgb8(other)
     opencv = Pipeline(color="opencv-ycrcb", chroma="bilinear-opencv")  # OpenCV's uint8 steps
-    assert not Upscaler(_model(2), pipeline=opencv).engine.uses_rgb8(img)
+    cv_eng = Upscaler(_model(2), pipeline=opencv).engine
+    # fused for RGB where the compiled kernel is built (tests/test_opencv_levels.py), never
+    # for RGBA (whose alpha OpenCV's steps resize like chroma, in numpy)
+    assert cv_eng.uses_rgb8(img) == (opencv_kernel() is not None)
+    assert not cv_eng.uses_rgb8(np.zeros((1, 4, 5, 4), np.uint8))
     prelu = get_model("espcn", scale=2, activation="prelu")
     assert not Upscaler(prelu).engine.uses_rgb8(img)  # not ESPCN-like: the plain model
 

@@ -198,3 +198,17 @@ def test_reference_folder_mirrors_inputs(tmp_path: Path, w2: Path) -> None:
     for name in ("a", "b"):
         with Image.open(tmp_path / "sr" / f"{name}.compare.png") as fig:
             assert fig.width == 4 * 40 + 5 * 4  # the original is the fourth panel
+
+
+def test_verbose_names_the_backend_and_why(
+    tmp_path: Path, w2: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _image(tmp_path / "a.png")
+    assert _run(src, "-o", tmp_path / "out.png", "--weights", w2, "--verbose") == 0
+    out = capsys.readouterr().out
+    assert "backend: cpu-" in out and "colour: fused uint8 RGB kernel" in out
+    assert "declined: cpu-int8: precision='auto'" in out
+    argv = ("--weights", w2, "--verbose", "--precision", "int8")
+    assert _run(src, "-o", tmp_path / "o8.png", *argv) == 0
+    out = capsys.readouterr().out  # int8 where it is not measured slower than fp32 (AMX ×2)
+    assert "backend: cpu-int8" in out or "declined: cpu-int8: measured slower" in out

@@ -129,9 +129,7 @@ def test_video_without_audio_odd_size_and_webm(tmp_path: Path, weights: Path) ->
     src = tmp_path / "silent.mp4"
     _make_clip(src, audio=False)
     up = Upscaler(weights)
-    from subpixel._upscale.video import upscale_video
-
-    result = upscale_video(up.engine, src, tmp_path / "out.webm", batch=3, progress=False)
+    result = up.upscale_video(src, tmp_path / "out.webm", batch=3, progress=False)
     assert result.frames == FRAMES and result.audio_streams == 0
     info = _probe(tmp_path / "out.webm")
     assert info["size"] == (64, 48) and len(info["times"]) == FRAMES  # type: ignore[arg-type]
@@ -149,7 +147,7 @@ def test_video_without_audio_odd_size_and_webm(tmp_path: Path, weights: Path) ->
             c.mux(p)
     w3 = tmp_path / "w3.safetensors"
     save_weights(w3, get_model("espcn", scale=3).state_dict(), model="espcn", config={"scale": 3})
-    r3 = upscale_video(Upscaler(w3).engine, odd, tmp_path / "odd_x3.mp4", progress=False)
+    r3 = Upscaler(w3).upscale_video(odd, tmp_path / "odd_x3.mp4", progress=False)
     assert r3.frames == 3 and _probe(tmp_path / "odd_x3.mp4")["size"] == (90, 66)
 
 
@@ -189,3 +187,19 @@ def test_folder_with_images_and_videos(tmp_path: Path, weights: Path) -> None:
     )
     assert sorted(p.name for p in out.iterdir()) == ["clip.mp4", "still.png"]
     assert len(_probe(out / "clip.mp4")["times"]) == FRAMES  # type: ignore[arg-type]
+
+
+def test_upscale_video_refuses_its_input_and_existing_outputs(
+    tmp_path: Path, weights: Path
+) -> None:
+    src = tmp_path / "clip.mp4"
+    _make_clip(src, audio=False)
+    data = src.read_bytes()
+    up = Upscaler(weights)
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match="overwrite the input"):
+            up.upscale_video(src, src, overwrite=overwrite)
+    (tmp_path / "out.mp4").write_bytes(b"old")
+    with pytest.raises(FileExistsError):
+        up.upscale_video(src, tmp_path / "out.mp4")
+    assert src.read_bytes() == data and (tmp_path / "out.mp4").read_bytes() == b"old"

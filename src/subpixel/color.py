@@ -30,7 +30,15 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-__all__ = ["RGB_TO_YCBCR_MATRIX", "YCBCR_OFFSET", "rgb_to_y", "rgb_to_ycbcr", "ycbcr_to_rgb"]
+__all__ = [
+    "COLOR_TRANSFORMS",
+    "RGB_TO_YCBCR_MATRIX",
+    "YCBCR_OFFSET",
+    "color_transform",
+    "rgb_to_y",
+    "rgb_to_ycbcr",
+    "ycbcr_to_rgb",
+]
 
 ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
 
@@ -50,6 +58,37 @@ YCBCR_OFFSET: np.ndarray = np.array([16.0, 128.0, 128.0], dtype=np.float64)
 _FWD = RGB_TO_YCBCR_MATRIX / 255.0
 _OFF = YCBCR_OFFSET / 255.0
 _INV = np.linalg.inv(_FWD)
+
+
+#: The colour transforms :func:`color_transform` knows (a :class:`Pipeline`'s ``color``).
+COLOR_TRANSFORMS = ("bt601-studio", "opencv-ycrcb")
+
+
+def color_transform(color: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(forward, offset, inverse)``: ``ycc = forward @ rgb + offset`` on the [0, 1] scale.
+
+    The one place the pipelines' colour matrices are written. ``"bt601-studio"``: MATLAB's
+    ``rgb2ycbcr`` (this module's); ``"opencv-ycrcb"``: OpenCV's ``COLOR_RGB2YCrCb`` for
+    float images (full range, chroma order Cr, Cb centred on 0.5) and its documented
+    inverse, ``COLOR_YCrCb2RGB``. (OpenCV's 8-bit integer version is
+    :mod:`subpixel.interop.opencv_pipeline`.)
+
+    Example:
+        >>> fwd, off, inv = color_transform("opencv-ycrcb")
+        >>> (fwd @ [1.0, 1.0, 1.0] + off).round(3).tolist()          # white: Y 1, no chroma
+        [1.0, 0.5, 0.5]
+
+    Raises:
+        ValueError: an unknown ``color``.
+    """
+    if color == "bt601-studio":
+        return _FWD, _OFF, _INV
+    if color == "opencv-ycrcb":
+        y = np.array([0.299, 0.587, 0.114])
+        fwd = np.stack([y, 0.713 * (np.eye(3)[0] - y), 0.564 * (np.eye(3)[2] - y)])
+        inv = np.array([[1.0, 1.403, 0.0], [1.0, -0.714, -0.344], [1.0, 0.0, 1.773]])
+        return fwd, np.array([0.0, 0.5, 0.5]), inv
+    raise ValueError(f"unknown color {color!r}; expected one of {COLOR_TRANSFORMS}")
 
 
 def _check(x: object, channels: int, channel_dim: int, name: str) -> None:

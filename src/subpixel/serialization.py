@@ -29,7 +29,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["WeightsError", "WeightsMeta", "atomic_write_bytes", "load_weights", "save_weights"]
+__all__ = [
+    "WeightsError",
+    "WeightsMeta",
+    "atomic_write_bytes",
+    "load_weights",
+    "read_weights_meta",
+    "save_weights",
+]
 
 _MAX_HEADER = 100 * 1024 * 1024
 
@@ -112,25 +119,53 @@ def sniff_weights(path: str | os.PathLike[str]) -> None:
         )
 
 
-def load_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
-    """Read tensors and subpixel metadata from a ``.safetensors`` file (never unpickles)."""
-    sniff_weights(path)
-    st = _require_safetensors()
-    from safetensors import safe_open
-
-    try:
-        tensors: dict[str, torch.Tensor] = st.load_file(str(path), device="cpu")
-        with safe_open(str(path), framework="pt") as fh:
-            raw: dict[str, str] = fh.metadata() or {}
-    except Exception as exc:
-        raise WeightsError(f"{path}: corrupt .safetensors file ({exc})") from exc
+def _meta(path: str | os.PathLike[str], raw: Mapping[str, str]) -> WeightsMeta:
     try:
         config = json.loads(raw.get("subpixel.config", "{}"))
         card = json.loads(raw.get("subpixel.card", "{}"))
     except json.JSONDecodeError as exc:
         raise WeightsError(f"{path}: corrupt subpixel metadata ({exc})") from exc
     extra = {k: v for k, v in raw.items() if not k.startswith("subpixel.")}
-    return tensors, WeightsMeta(raw.get("subpixel.model"), config, card, extra)
+    return WeightsMeta(raw.get("subpixel.model"), config, card, extra)
+
+
+def read_weights_meta(path: str | os.PathLike[str]) -> WeightsMeta:
+    """What a ``.safetensors`` file says about itself (which model, its config...), from its
+    header alone: no tensor is read.
+
+    Example:
+        >>> import tempfile, torch, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+        >>> save_weights(path, {"w": torch.ones(2)}, model="espcn", config={"scale": 2})
+        >>> read_weights_meta(path).model
+        'espcn'
+    """
+    sniff_weights(path)
+    _require_safetensors()
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw: dict[str, str] = fh.metadata() or {}
+    except Exception as exc:
+        raise WeightsError(f"{path}: corrupt .safetensors file ({exc})") from exc
+    return _meta(path, raw)
+
+
+def load_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], WeightsMeta]:
+    """Read tensors and subpixel metadata from a ``.safetensors`` file (never unpickles),
+    opening it once."""
+    sniff_weights(path)
+    _require_safetensors()
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            raw: dict[str, str] = fh.metadata() or {}
+            tensors: dict[str, torch.Tensor] = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    except Exception as exc:
+        raise WeightsError(f"{path}: corrupt .safetensors file ({exc})") from exc
+    return tensors, _meta(path, raw)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

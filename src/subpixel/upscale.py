@@ -25,6 +25,8 @@ Example:
     >>> up = Upscaler(model, tile=256)               # reuse one model for many images
     >>> up(np.zeros((5, 5), dtype=np.float32)).dtype
     dtype('float32')
+    >>> up.backend.exact                             # which code runs, and why: .describe()
+    True
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import sys
 import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -56,7 +58,11 @@ from subpixel._upscale.images import (
     scaled_meta,
 )
 from subpixel._upscale.pipeline import PIPELINE_KEY, Pipeline, read_pipeline
-from subpixel.serialization import WeightsError, sniff_weights
+from subpixel.backends import Choice
+from subpixel.serialization import WeightsError, read_weights_meta, sniff_weights
+
+if TYPE_CHECKING:
+    from subpixel._upscale.video import VideoResult
 
 __all__ = [
     "DEFAULT_TILE",
@@ -78,17 +84,6 @@ Pipeline.__module__ = __name__
 
 Weights = str | os.PathLike[str] | nn.Module
 ImageT = TypeVar("ImageT")
-
-
-def _file_metadata(path: Path) -> dict[str, str]:
-    sniff_weights(path)
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            return dict(fh.metadata() or {})
-    except Exception as exc:
-        raise WeightsError(f"{path}: corrupt .safetensors file ({exc})") from exc
 
 
 def load_upscaling_model(
@@ -125,8 +120,7 @@ def load_upscaling_model(
     if path.suffix.lower() in (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"):
         sniff_weights(path)  # names the problem (pickle/zip) precisely
         raise WeightsError(f"{path}: only .safetensors weights are loaded (never pickles)")
-    meta = _file_metadata(path)
-    name = meta.get("subpixel.model") or "espcn"
+    name = read_weights_meta(path).model or "espcn"  # the header: which model
     model = get_model(name, weights=path, **options)
     if scale is not None and getattr(model, "scale", scale) != scale:
         raise WeightsError(f"{path}: weights upscale ×{model.scale}, asked for scale={scale}")
@@ -173,8 +167,10 @@ class Upscaler:
         tile: tile size in input pixels (``0``: whole images at once).
         max_pixels: refuse input files with more pixels (default: Pillow's 89.5 MP limit;
             ``0``: no limit).
-        precision: ``"fp32"`` (default) or ``"int8"`` (CPU; faster, approximate): the
-            :mod:`subpixel.fast` kernels used for ESPCN-like models.
+        precision: ``"auto"`` (default: exact fp32, or bf16 where the CPU has AMX and it is
+            faster), ``"fp32"`` (exact, refuses bf16), ``"bf16"`` or ``"int8"`` (CPU; faster,
+            approximate). :attr:`backend` tells which backend
+            (:mod:`subpixel.backends`) runs the model, and why the faster ones declined.
 
     Example:
         >>> import torch
@@ -193,7 +189,7 @@ class Upscaler:
         device: str | torch.device | None = None,
         tile: int = DEFAULT_TILE,
         max_pixels: int | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
     ) -> None:
         model, file_pipeline = load_upscaling_model(weights, scale)
         if device is not None:
@@ -208,6 +204,14 @@ class Upscaler:
     def scale(self) -> int:
         """The upscaling factor."""
         return self.engine.scale
+
+    @property
+    def backend(self) -> Choice:
+        """The backend chosen to run the model (``.name``, ``.kernels``, ``.declined``...).
+
+        ``print(up.backend.describe())`` says which code runs an upscale and why.
+        """
+        return self.engine.backend
 
     @property
     def pipeline(self) -> Pipeline:
@@ -384,6 +388,64 @@ class Upscaler:
             with atomic_path(compare_path(dst_p)) as tmp:
                 fig.save(tmp, format="PNG")
         return dst_p
+
+    def upscale_video(
+        self,
+        src: str | os.PathLike[str],
+        dst: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        batch: int = 8,
+        codec: str | None = None,
+        crf: int = 18,
+        progress: bool | None = None,
+        on_frames: Callable[[int], None] | None = None,
+    ) -> VideoResult:
+        """Upscale the video file ``src`` into ``dst`` (needs ``subpixel[video]``, PyAV).
+
+        Frame rate, timestamps and audio are kept; the container follows ``dst``'s
+        extension (H.264 for .mp4/.mkv/.mov, VP9 for .webm, MPEG-4 for .avi); written
+        atomically, ``src`` is never modified.
+
+        Args:
+            batch: frames per model call (at most); ``codec``: encoder name (default from
+                the container); ``crf``: quality for H.264/VP9 (lower is better);
+                ``progress``: a progress bar (default: when stderr is a terminal);
+                ``on_frames``: called with the frame count after each batch.
+
+        Returns:
+            A ``VideoResult`` (``path``, ``frames``, ``seconds``, ``audio_streams``, ``fps``).
+
+        Raises:
+            ImageError: an unreadable video or one without a video stream.
+            FileExistsError: ``dst`` exists and not ``overwrite``.
+            ValueError: ``dst`` is ``src``.
+            ImportError: PyAV is not installed.
+
+        Example (needs PyAV and a video; not run here)::
+
+            up = Upscaler(scale=2)
+            result = up.upscale_video("clip.mp4", "clip_x2.mp4")
+            print(result.frames, result.fps)
+        """
+        from subpixel._upscale.files import same_file
+        from subpixel._upscale.video import upscale_video
+
+        src_p, dst_p = Path(src), Path(dst)
+        if same_file(src_p, dst_p):
+            raise ValueError(f"{dst_p}: the output would overwrite the input")
+        if dst_p.exists() and not overwrite:
+            raise FileExistsError(f"{dst_p}: exists (use --overwrite / overwrite=True)")
+        return upscale_video(
+            self.engine,
+            src_p,
+            dst_p,
+            batch=batch,
+            codec=codec,
+            crf=crf,
+            progress=progress,
+            on_frames=on_frames,
+        )
 
 
 def compare_path(dst: str | os.PathLike[str]) -> Path:

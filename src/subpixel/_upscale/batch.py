@@ -9,7 +9,8 @@ Rules for ``INPUT ... -o OUTPUT``:
   folders, ``OUTPUT/<folder name>/<relative path>``). An ``OUTPUT`` inside an input folder
   is not scanned as input.
 
-An output that would be an input is refused; an existing output is skipped unless
+An output that would be an input is refused (a single one raises: nothing to do; in a
+batch, that job fails), with or without ``overwrite``; an existing output is skipped unless
 ``overwrite``. Every failure is reported as one line and the run goes on. Outputs are
 written atomically, so a run that was killed is completed by running it again: finished
 outputs are skipped and the killed run's hidden temporary files are removed.
@@ -115,7 +116,8 @@ def plan_jobs(
     """The jobs for ``inputs`` → ``output`` (see the module docstring).
 
     Raises:
-        ValueError: nothing to do (no input found at all), or an unusable ``output``.
+        ValueError: nothing to do (no input found at all), an unusable ``output``, or one
+            input whose output is itself.
     """
     out = Path(output)
     ref = Path(reference) if reference is not None else None
@@ -132,6 +134,8 @@ def plan_jobs(
         kind = kind_of(src) or "image"
         if kind_of(out) != kind:
             raise ValueError(f"{out}: a {kind} input needs a {kind} output extension")
+        if same_file(src, out):  # refused whether or not --overwrite, before anything runs
+            raise ValueError(f"{out}: the output would overwrite the input")
         return [Job(src, out, kind, ref)]
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder (several inputs need a folder)")

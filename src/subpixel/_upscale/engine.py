@@ -32,7 +32,8 @@ from subpixel._upscale.tiling import (
     receptive_radius,
     to_unit,
 )
-from subpixel.fast import CHROMA_MODES, fast_upscaler_for
+from subpixel.backends import Choice, CpuCaps, Request, choose
+from subpixel.fast import FastUpscaler, OpenCVUpscaler
 
 __all__ = ["DEFAULT_TILE", "Engine"]
 
@@ -72,8 +73,10 @@ class Engine:
         pipeline: colour/chroma processing (default: the paper's).
         device: where the model runs (default: where its parameters are).
         tile: tile size in input pixels; ``0`` processes whole images.
-        precision: ``"fp32"`` or ``"int8"``: ESPCN-like Y models run through
-            :mod:`subpixel.fast` (same result, faster; int8 approximates).
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"int8"``; with ``caps`` (the
+            CPU's capabilities, default detected), what :func:`subpixel.backends.choose`
+            picks the backend from (:attr:`backend`): ESPCN-like Y models run through
+            :mod:`subpixel.fast` (same result, faster; bf16 and int8 approximate).
 
     Raises:
         ValueError: if the model's channels or factor cannot be used.
@@ -86,7 +89,8 @@ class Engine:
         pipeline: Pipeline | None = None,
         device: torch.device | str | None = None,
         tile: int = DEFAULT_TILE,
-        precision: str = "fp32",
+        precision: str = "auto",
+        caps: CpuCaps | None = None,
     ) -> None:
         if tile < 0:
             raise ValueError(f"tile must be >= 0 (0: no tiling), got {tile}")
@@ -105,12 +109,23 @@ class Engine:
         self.pipeline = pipeline or Pipeline()
         self.tile = tile
         self.overlap = max(receptive_radius(model), MIN_OVERLAP)
-        # The fused RGB path knows some pipelines only; for the others it runs the model alone.
-        fused = self.pipeline.chroma in CHROMA_MODES and not self.pipeline.opencv_exact
-        self.fast = fast_upscaler_for(
-            self.model, self.pipeline if fused else None, device=self.device, precision=precision
+        request = Request(
+            self.model, self.pipeline, self.device, precision, caps or CpuCaps.detect()
         )
-        self._fast_rgb = fused and self.fast is not None
+        #: The backend running the network, and why the faster ones declined (one decision).
+        self.backend: Choice = choose(request)
+        net, fused = self.backend.net, self.backend.fused is None
+        self._fast_rgb = fused and not self.pipeline.opencv_exact
+        # the fused RGB path around the network; outside it, only its network is used
+        self.fast = (
+            None
+            if net is None
+            else FastUpscaler(net, pipeline=self.pipeline if self._fast_rgb else None)
+        )
+        # OpenCV's exact uint8 steps, fused around the network (imported OpenCV models)
+        self._fast_opencv = (
+            OpenCVUpscaler(net) if net is not None and fused and not self._fast_rgb else None
+        )
 
     def _model(self, x: torch.Tensor) -> torch.Tensor:
         if self.fast is not None:
@@ -167,10 +182,10 @@ class Engine:
         8-bit RGB, and the colours of 8-bit RGBA (so that adding an alpha channel does not
         change them), when the model and pipeline have a fused path.
         """
+        channels = (3, 4) if self._fast_rgb else ((3,) if self._fast_opencv else ())
         return (
-            self._fast_rgb
-            and src.dtype == np.uint8
-            and src.shape[-1] in (3, 4)
+            src.dtype == np.uint8
+            and src.shape[-1] in channels
             and (out_dtype is None or np.dtype(out_dtype) == np.uint8)
         )
 
@@ -182,17 +197,13 @@ class Engine:
         more slowly than the float route's; a 960×540 frame then fits one tile (×2 frames
         11% faster in benchmarks/bench_upscale.py).
         """
-        fp32_cpu = (
-            self.fast is not None
-            and self.fast.net.precision == "fp32"
-            and self.device.type == "cpu"
-        )
+        fp32_cpu = self.backend.name == "cpu-fp32"
         return 2 * self.tile if self.tile and fp32_cpu else self.tile
 
     @property
     def fused_rgb8(self) -> bool:
         """Whether 8-bit RGB images go through the fused uint8 path, one image at a time."""
-        return self._fast_rgb
+        return self._fast_rgb or self._fast_opencv is not None
 
     @torch.no_grad()
     def rgb8(self, lr: np.ndarray, sr: np.ndarray) -> None:
@@ -202,6 +213,10 @@ class Engine:
         are rounded in the fused kernel: within one level of :meth:`block` followed by
         rounding; alpha is :meth:`block`'s bicubic alpha, rounded the same way.
         """
+        if self._fast_opencv is not None:  # OpenCV's steps: RGB only (uses_rgb8)
+            src8 = torch.from_numpy(lr if lr.flags.writeable else lr.copy())
+            self._fast_opencv.upscale_tensor(src8, torch.from_numpy(sr))
+            return
         assert self.fast is not None
         if lr.shape[-1] == 4:
             colour = np.empty((*sr.shape[:2], 3), np.uint8)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from subpixel.color import RGB_TO_YCBCR_MATRIX, YCBCR_OFFSET
+from subpixel.color import COLOR_TRANSFORMS, color_transform
 from subpixel.resize import resize_matrix
 from subpixel.serialization import WeightsError, sniff_weights
 
@@ -38,7 +38,7 @@ __all__ = ["PIPELINE_KEY", "Pipeline", "opencv_levels", "read_pipeline"]
 #: The safetensors metadata key holding the pipeline JSON.
 PIPELINE_KEY = "subpixel.pipeline"
 
-_COLORS = ("bt601-studio", "opencv-ycrcb")
+_COLORS = COLOR_TRANSFORMS
 _CHROMAS = ("bicubic-matlab", "bicubic-opencv", "bilinear-opencv")
 _RANGES = ("unit",)
 
@@ -126,25 +126,12 @@ class Pipeline:
         return F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
 
 
-def _color_matrices(color: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(forward, offset, inverse)`` with ``ycc = forward @ rgb + offset`` on [0, 1]."""
-    if color == "bt601-studio":  # MATLAB's rgb2ycbcr, as subpixel.color
-        fwd = RGB_TO_YCBCR_MATRIX / 255.0
-        return fwd, YCBCR_OFFSET / 255.0, np.linalg.inv(fwd)
-    # OpenCV COLOR_RGB2YCrCb on floats (delta 0.5) and its documented inverse.
-    kr, kg, kb = 0.299, 0.587, 0.114
-    y = np.array([kr, kg, kb])
-    fwd = np.stack([y, (np.array([1.0, 0, 0]) - y) * 0.713, (np.array([0, 0, 1.0]) - y) * 0.564])
-    inv = np.array([[1.0, 1.403, 0.0], [1.0, -0.714, -0.344], [1.0, 0.0, 1.773]])
-    return fwd, np.array([0.0, 0.5, 0.5]), inv
-
-
 @lru_cache(maxsize=32)
 def _affine(
     color: str, *, forward: bool, dtype: torch.dtype, device: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """1×1 convolution weights and bias of the colour transform (cached)."""
-    fwd, off, inv = _color_matrices(color)
+    fwd, off, inv = color_transform(color)
     m, b = (fwd, off) if forward else (inv, -inv @ off)
     weight = torch.tensor(m, dtype=dtype, device=torch.device(device))[:, :, None, None]
     return weight, torch.tensor(b, dtype=dtype, device=torch.device(device))

@@ -63,9 +63,9 @@ def model_name(weights: str, given: str | None) -> str:
         return given
     if weights.upper() == "DEFAULT":
         return "espcn"
-    from subpixel.serialization import load_weights
+    from subpixel.serialization import read_weights_meta
 
-    return load_weights(weights)[1].model or "espcn"
+    return read_weights_meta(weights).model or "espcn"  # the header only, no tensors
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,8 @@ needs well under 2 GB of memory. Videos (.mp4 .mkv .mov .webm .avi; needs
 'subpixel[video]') keep their frame rate, timestamps and audio.
 
 A folder INPUT is searched recursively and mirrored under OUTPUT (then a folder).
-Existing outputs are skipped unless --overwrite; a file that fails is reported and the
+Existing outputs are skipped unless --overwrite; an output that is an input is refused
+(with or without --overwrite); a file that fails is reported and the
 run goes on; the exit status is 1 if any file failed. Outputs are written atomically and
 inputs are never modified.
 
@@ -23,6 +24,7 @@ examples:
   subpixel upscale scan.tif -o big.tif --weights runs/x2/model.safetensors
   subpixel upscale photo.jpg -o sr.png --weights ESPCN_x3.pb   # OpenCV's model, no OpenCV needed
   subpixel upscale huge.png -o out.png --max-pixels 200000000 --tile 256
+  subpixel upscale photo.jpg -o sr.png --verbose    # which backend runs, and why
 """
 
 from __future__ import annotations
@@ -73,9 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument(
         "--precision",
-        choices=("fp32", "int8"),
-        default="fp32",
-        help="fp32 (default; exact) or int8 (CPU only: faster, approximate)",
+        choices=("auto", "fp32", "bf16", "int8"),
+        default="auto",
+        help="auto (default: exact fp32, or bf16 where the CPU has AMX), fp32 (exact), bf16 "
+        "or int8 (CPU only: faster, approximate); --verbose shows the choice",
     )
     p.add_argument(
         "--compare",
@@ -101,25 +104,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch", type=int, default=8, help="video frames per model call (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print which backend runs the model and why the faster ones declined",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from subpixel._upscale.batch import plan_jobs, run_jobs
-    from subpixel._upscale.video import upscale_video
+    from subpixel.fast import tune_process
     from subpixel.upscale import Upscaler
 
     if args.jobs < 1:
         raise CliError(f"--jobs must be >= 1, got {args.jobs}")
     if args.reference is not None and not args.compare:
         raise CliError("--reference is used by the comparison figure: add --compare")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise CliError("--device cuda: no CUDA device is available")
     jobs = plan_jobs(args.inputs, args.output, reference=args.reference)
+    tune_process()  # the command owns its process: malloc thresholds and NNPACK's pool
     up = Upscaler(
         args.weights,
         args.scale,
@@ -128,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         precision=args.precision,
     )
+    if args.verbose:
+        print(up.backend.describe())
     progress = False if args.no_progress else None
     debug = bool(getattr(args, "debug", False))
 
@@ -146,13 +152,11 @@ def run(args: argparse.Namespace) -> int:
         )
 
     def video_fn(job: Job) -> None:
-        from subpixel._upscale.files import same_file
-
-        if same_file(job.src, job.dst):
-            raise ValueError(f"{job.dst}: the output would overwrite the input")
         if args.compare:
             tqdm.write(f"{job.src}: --compare is for images; no figure for a video")
-        result = upscale_video(up.engine, job.src, job.dst, batch=args.batch, progress=progress)
+        result = up.upscale_video(
+            job.src, job.dst, overwrite=args.overwrite, batch=args.batch, progress=progress
+        )
         tqdm.write(
             f"{job.dst}: {result.frames} frames at {result.fps:.1f} frames/s"
             + (f", {result.audio_streams} audio stream(s) copied" if result.audio_streams else "")

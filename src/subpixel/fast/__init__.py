@@ -51,14 +51,18 @@ or ``F.interpolate`` bicubic chroma, clamp, round half up) within one grey level
 
 Threads: the fp32 network reads ``torch.get_num_threads()`` at every call and runs its
 bands on that many worker threads of one intra-op thread each; results do not depend on
-the thread count. On the NNPACK path, NNPACK's own thread pool (sized by PyTorch at its
-first use in a process) is created with one thread, so that the bands' calls run side by
-side.
+the thread count. Nothing changes the host process unless asked: :func:`tune_process`
+(called by the ``subpixel`` command line) raises glibc's malloc thresholds
+(:func:`tune_malloc`) and sets NNPACK up (its pool, sized by PyTorch at its first use in a
+process, created with one thread so that the bands' calls run side by side); without it the
+fp32 network uses oneDNN where the compiled kernels are missing.
 
 The implementation, one concept per private module: ``_net`` (the model parsed into
-layers, the :class:`FastESPCN` base class), ``_process`` (:func:`tune_malloc`, the NNPACK
-probe), ``_bands`` (bands of rows and their worker threads), ``_fp32``, ``_calibration``
-and ``_int8`` (the CPU networks), ``_torch`` (other devices), ``_optimize``
+layers, the :class:`FastESPCN` base class), ``_process`` (:func:`tune_process`, opt-in
+process-wide settings), ``_bands`` (bands of rows and their worker threads), ``_fp32``,
+``_calibration`` and ``_int8`` (the CPU networks), ``_opencv`` (:class:`OpenCVUpscaler`:
+OpenCV ``dnn_superres``'s uint8 steps around the network, for imported OpenCV models, in
+the compiled ``subpixel._opencv_levels``), ``_torch`` (other devices), ``_optimize``
 (:func:`optimize_for_inference`), ``_polyphase`` (:func:`polyphase_taps`) and
 ``_upscaler`` (:class:`FastUpscaler`).
 
@@ -79,9 +83,10 @@ from __future__ import annotations
 
 from subpixel.fast._int8 import FIRST_LAYER_MIN_PSNR, LAST_LAYER_FP32_SCALES
 from subpixel.fast._net import FastESPCN
+from subpixel.fast._opencv import OpenCVUpscaler, opencv_kernel
 from subpixel.fast._optimize import PRECISIONS, optimize_for_inference
 from subpixel.fast._polyphase import polyphase_taps
-from subpixel.fast._process import tune_malloc
+from subpixel.fast._process import malloc_tuned, nnpack_enabled, tune_malloc, tune_process
 from subpixel.fast._upscaler import CHROMA_MODES, COLOR_MODES, FastUpscaler, fast_upscaler_for
 
 __all__ = [
@@ -92,8 +97,13 @@ __all__ = [
     "PRECISIONS",
     "FastESPCN",
     "FastUpscaler",
+    "OpenCVUpscaler",
     "fast_upscaler_for",
+    "malloc_tuned",
+    "nnpack_enabled",
+    "opencv_kernel",
     "optimize_for_inference",
     "polyphase_taps",
     "tune_malloc",
+    "tune_process",
 ]

@@ -16,7 +16,7 @@ from subpixel import _native
 from subpixel.fast._bands import _band_map, _im2col_band
 from subpixel.fast._net import FastESPCN, _apply_out, _Net, _out_gain
 from subpixel.fast._polyphase import polyphase_taps
-from subpixel.fast._process import _nnpack_works
+from subpixel.fast._process import nnpack_enabled
 
 
 class _BorderFix:
@@ -187,9 +187,9 @@ class _CpuFp32(FastESPCN):
         self._setup_residual(net)
         self.winograd = self._compiled_layers()
         self._res_filter: tuple[torch.Tensor, torch.Tensor] | None = None  # taps, zero bias
-        # NNPACK only without the compiled kernels (its set-up fixes its pool at one thread
-        # for the whole process)
-        self.nnpack = self.winograd is None and _nnpack_works()
+        # NNPACK only without the compiled kernels, and only where the process opted in
+        # (tune_process: its set-up fixes its pool at one thread for the whole process)
+        self.nnpack = self.winograd is None and nnpack_enabled()
         self.backend = "cpu-nnpack-winograd" if self.nnpack else "cpu-onednn"
         if self.winograd is not None:
             self.backend = "cpu-winograd-f4x4"

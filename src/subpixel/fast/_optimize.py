@@ -8,7 +8,6 @@ from torch import nn
 from subpixel.fast._fp32 import _CpuFp32
 from subpixel.fast._int8 import _CpuInt8
 from subpixel.fast._net import FastESPCN, _parse
-from subpixel.fast._process import tune_malloc
 from subpixel.fast._torch import _Torch
 
 #: Precisions :func:`optimize_for_inference` accepts.
@@ -21,12 +20,13 @@ def optimize_for_inference(
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     calibration: torch.Tensor | None = None,
-    tune_memory: bool = True,
 ) -> FastESPCN:
     """Prepare an ESPCN-like ``model`` for fast inference on ``device``.
 
-    The model is read, never modified. The result maps ``(N, 1, h, w)`` float Y in [0, 1]
-    to ``(N, 1, s·h, s·w)`` like ``model`` (see the module docstring for the kernels).
+    The model is read, never modified, and the process is left as it was (the process-wide
+    settings that help are opt-in: :func:`subpixel.fast.tune_process`). The result maps
+    ``(N, 1, h, w)`` float Y in [0, 1] to ``(N, 1, s·h, s·w)`` like ``model`` (see the
+    module docstring for the kernels).
 
     Args:
         model: convolutions (odd square kernels, "same" zero padding, stride 1) with tanh
@@ -39,7 +39,6 @@ def optimize_for_inference(
         calibration: for int8 with ReLU activations, ``(N, 1, H, W)`` Y images whose
             activation maxima set the 8-bit ranges (default: built-in synthetic patterns of
             edges, lines and textures). tanh activations need none: their range is fixed.
-        tune_memory: on CPU, call :func:`tune_malloc` (process-wide; see there).
 
     Returns:
         A :class:`FastESPCN`; its ``backend`` names the kernels used.
@@ -58,8 +57,6 @@ def optimize_for_inference(
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     dev = torch.device(device)
     net = _parse(model)
-    if tune_memory and dev.type == "cpu":
-        tune_malloc()
     if dev.type != "cpu":
         if precision == "int8":
             raise ValueError(f"precision='int8' runs on CPU only, not {dev}")

@@ -15,14 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from subpixel import _native
-from subpixel.color import RGB_TO_YCBCR_MATRIX, YCBCR_OFFSET
+from subpixel.color import COLOR_TRANSFORMS, color_transform
 from subpixel.fast._bands import _bands
 from subpixel.fast._net import FastESPCN, _parse
 from subpixel.fast._optimize import PRECISIONS, optimize_for_inference
 from subpixel.fast._polyphase import polyphase_taps
 
 #: Colour transforms :class:`FastUpscaler` knows by name (as :class:`Pipeline`'s ``color``).
-COLOR_MODES = ("bt601-studio", "opencv-ycrcb")
+COLOR_MODES = COLOR_TRANSFORMS
 #: Chroma resamplers :class:`FastUpscaler` knows by name (as :class:`Pipeline`'s ``chroma``).
 CHROMA_MODES = ("bicubic-matlab", "bicubic-opencv")
 
@@ -37,19 +37,8 @@ class _PipelineLike(Protocol):
 
 def _affine(color: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(S, s0, M, m0)``: ``ycc = S @ rgb + s0`` and ``rgb = M @ ycc + m0`` on [0, 1]."""
-    if color == "bt601-studio":
-        s = RGB_TO_YCBCR_MATRIX / 255.0
-        s0 = YCBCR_OFFSET / 255.0
-        m = np.linalg.inv(s)
-        return s, s0, m, -m @ s0
-    if color == "opencv-ycrcb":
-        # OpenCV's COLOR_RGB2YCrCb / COLOR_YCrCb2RGB for float images (chroma order Cr, Cb).
-        ky = np.array([0.299, 0.587, 0.114])
-        s = np.stack([ky, 0.713 * (np.eye(3)[0] - ky), 0.564 * (np.eye(3)[2] - ky)])
-        s0 = np.array([0.0, 0.5, 0.5])
-        m = np.array([[1.0, 1.403, 0.0], [1.0, -0.714, -0.344], [1.0, 0.0, 1.773]])
-        return s, s0, m, -m @ s0
-    raise ValueError(f"unknown color {color!r}; expected one of {COLOR_MODES}")
+    s, s0, m = color_transform(color)  # ValueError for an unknown color
+    return s, s0, m, -m @ s0
 
 
 def _pad_index(n: int, mode: str) -> torch.Tensor:

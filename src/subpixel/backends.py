@@ -1,0 +1,326 @@
+"""Backends: what runs a model's network in an upscale, chosen once, with the reasons why.
+
+A :class:`Backend` says whether it can run a :class:`Request` (model, pipeline, device,
+precision, the CPU's capabilities) and, if not, why; :func:`choose` asks them in order of
+speed and takes the first that accepts, once per :class:`~subpixel.upscale.Upscaler`.
+``Upscaler.backend`` (and ``subpixel upscale --verbose``) shows the :class:`Choice`: the
+backend, the kernels it uses, how the colour processing runs, and why the faster ones
+declined.
+
+The backends, fastest first:
+
+``device``
+    a CUDA (or other non-CPU) device: the model's layers in ``channels_last``
+    (:mod:`subpixel.fast`, cuDNN autotuning).
+``cpu-bf16``
+    PyTorch bfloat16 ``channels_last`` layers (oneDNN); chosen by ``precision="auto"`` only
+    where the CPU has AMX (measured: 28.5 ms vs 95.7 ms fp32 for ESPCN ×3 on a Xeon with
+    AMX; without AMX bf16 is emulated and slower). Approximate: ≥ 45 dB PSNR against fp32.
+``cpu-int8``
+    :mod:`subpixel.fast`'s int8 network (approximate), only when asked; where it was
+    measured slower than fp32 (:data:`INT8_SLOWER_SCALES`) fp32 runs instead.
+``cpu-fp32``
+    :mod:`subpixel.fast`'s fp32 network: compiled Winograd kernels where built, else
+    oneDNN (or NNPACK, when the process opted in: :func:`subpixel.fast.tune_process`).
+    Same values as the model.
+``reference``
+    the model's own PyTorch layers: any model, any device; the others are tested against it.
+
+The colour processing (:class:`~subpixel._upscale.pipeline.Pipeline`) is not a backend:
+every backend's network runs inside it. 8-bit RGB goes through a fused uint8 kernel where
+there is one for the pipeline (``Choice.fused`` is ``None``; else it says why not):
+:class:`~subpixel.fast.FastUpscaler` for the paper's processing, :class:`~subpixel.fast.
+OpenCVUpscaler` for OpenCV's exact uint8 steps (imported OpenCV models); else float blocks
+(or OpenCV's steps in numpy) around the network.
+
+Example:
+    >>> from subpixel.models import get_model
+    >>> req = Request(get_model("espcn", scale=2), caps=CpuCaps())   # a CPU without AMX
+    >>> choice = choose(req)
+    >>> choice.name, choice.exact
+    ('cpu-fp32', True)
+    >>> dict(choice.declined)["cpu-bf16"]
+    'the CPU has no AMX: bf16 would be slower than fp32 (precision="bf16" forces it)'
+    >>> choose(Request(get_model("espcn", scale=2), precision="bf16", caps=CpuCaps())).name
+    'cpu-bf16'
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from subpixel._upscale.pipeline import Pipeline
+from subpixel.fast import CHROMA_MODES, FastESPCN, optimize_for_inference
+from subpixel.fast._net import _parse
+from subpixel.fast._opencv import opencv_kernel
+from subpixel.fast._torch import _Torch
+
+__all__ = [
+    "BACKENDS",
+    "INT8_SLOWER_SCALES",
+    "PRECISIONS",
+    "Backend",
+    "Choice",
+    "CpuCaps",
+    "Request",
+    "choose",
+]
+
+#: What ``precision=`` accepts: ``"auto"`` (exact fp32, or bf16 where the CPU has AMX),
+#: ``"fp32"`` (exact; refuses bf16), ``"bf16"`` or ``"int8"`` (approximate, CPU).
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class CpuCaps:
+    """What the CPU offers that changes which backend is fastest (x86 flags).
+
+    :meth:`detect` reads them from ``/proc/cpuinfo``; tests inject their own.
+    """
+
+    avx512: bool = False
+    vnni: bool = False
+    bf16: bool = False
+    amx: bool = False
+
+    @classmethod
+    def from_flags(cls, flags: set[str]) -> CpuCaps:
+        """From a ``/proc/cpuinfo`` ``flags`` set.
+
+        Example:
+            >>> CpuCaps.from_flags({"avx512f", "avx512_vnni", "amx_bf16", "amx_tile"}).amx
+            True
+        """
+        return cls(
+            avx512="avx512f" in flags,
+            vnni="avx512_vnni" in flags or "avx_vnni" in flags,
+            bf16="avx512_bf16" in flags or "amx_bf16" in flags,
+            amx="amx_bf16" in flags and "amx_tile" in flags,
+        )
+
+    @staticmethod
+    @functools.cache
+    def detect() -> CpuCaps:
+        """This machine's capabilities (all ``False`` where ``/proc/cpuinfo`` is missing)."""
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return CpuCaps()
+        for line in text.splitlines():
+            if line.startswith("flags"):
+                return CpuCaps.from_flags(set(line.partition(":")[2].split()))
+        return CpuCaps()
+
+
+#: Scales at which the int8 network was measured slower than fp32, by CPU kind: on an Intel
+#: Xeon with AMX, int8 at ×2 lost to fp32 (issue 15's measurement); there ``"int8"`` runs
+#: the fp32 network instead, so that int8 is never the slower choice.
+INT8_SLOWER_SCALES: dict[str, frozenset[int]] = {"amx": frozenset({2}), "other": frozenset()}
+
+
+@dataclass(frozen=True)
+class Request:
+    """What is to run: the model, its pipeline, the device, the precision, the CPU."""
+
+    model: nn.Module
+    pipeline: Pipeline = field(default_factory=Pipeline)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    precision: str = "auto"
+    caps: CpuCaps = field(default_factory=CpuCaps.detect)
+
+    @functools.cached_property
+    def unparsed(self) -> str | None:
+        """Why the model is not ESPCN-like (the fast networks' condition), or ``None``."""
+        try:
+            _parse(self.model)
+        except ValueError as exc:
+            return f"the model is not ESPCN-like ({exc})"
+        return None
+
+    @property
+    def scale(self) -> int:
+        """The model's factor (0 where it does not say)."""
+        s = getattr(self.model, "scale", 0)
+        return s if isinstance(s, int) else 0
+
+
+class Backend(Protocol):
+    """Runs a model's network. ``declines`` says why it cannot (``None``: it can)."""
+
+    name: str
+    exact: bool  # same values as the reference (float rounding aside)
+
+    def declines(self, req: Request) -> str | None: ...
+
+    def build(self, req: Request) -> FastESPCN | None:
+        """The prepared network (``None``: the model's own layers)."""
+        ...
+
+
+class _Device:
+    name = "device"
+    exact = True
+
+    def declines(self, req: Request) -> str | None:
+        if req.device.type == "cpu":
+            return "runs on CUDA or another non-CPU device; this one is the CPU"
+        if req.precision in ("int8", "bf16"):
+            return f"precision={req.precision!r} runs on the CPU only"
+        return req.unparsed
+
+    def build(self, req: Request) -> FastESPCN | None:
+        return optimize_for_inference(req.model, device=req.device)
+
+
+class _CpuBf16:
+    name = "cpu-bf16"
+    exact = False
+
+    def declines(self, req: Request) -> str | None:
+        if req.device.type != "cpu":
+            return "runs on the CPU only"
+        if req.precision in ("fp32", "int8"):
+            return f"precision={req.precision!r} asked (bf16 approximates)"
+        if req.precision == "auto" and not req.caps.amx:
+            return 'the CPU has no AMX: bf16 would be slower than fp32 (precision="bf16" forces it)'
+        return req.unparsed
+
+    def build(self, req: Request) -> FastESPCN | None:
+        return _Torch(req.model, _parse(req.model), req.device, torch.bfloat16)
+
+
+class _CpuInt8:
+    name = "cpu-int8"
+    exact = False
+
+    def declines(self, req: Request) -> str | None:
+        if req.precision != "int8":
+            return f"precision={req.precision!r} asked (int8 approximates; it runs when asked)"
+        if req.device.type != "cpu":
+            return "runs on the CPU only"
+        kind = "amx" if req.caps.amx else "other"
+        if req.scale in INT8_SLOWER_SCALES[kind]:
+            return f"measured slower than fp32 at ×{req.scale} on this kind of CPU ({kind})"
+        return req.unparsed
+
+    def build(self, req: Request) -> FastESPCN | None:
+        return optimize_for_inference(req.model, precision="int8")
+
+
+class _CpuFp32:
+    name = "cpu-fp32"
+    exact = True
+
+    def declines(self, req: Request) -> str | None:
+        if req.device.type != "cpu":
+            return "runs on the CPU only"
+        if req.precision == "bf16":
+            return "precision='bf16' asked"
+        return req.unparsed
+
+    def build(self, req: Request) -> FastESPCN | None:
+        return optimize_for_inference(req.model)
+
+
+class _Reference:
+    name = "reference"
+    exact = True
+
+    def declines(self, req: Request) -> str | None:
+        return None
+
+    def build(self, req: Request) -> FastESPCN | None:
+        return None
+
+
+#: The backends in the order :func:`choose` asks them (fastest first).
+BACKENDS: tuple[Backend, ...] = (_Device(), _CpuBf16(), _CpuInt8(), _CpuFp32(), _Reference())
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The backend :func:`choose` took, its network, and why the faster ones declined."""
+
+    name: str
+    exact: bool
+    net: FastESPCN | None
+    declined: tuple[tuple[str, str], ...]
+    fused: str | None  # why 8-bit RGB does not take the fused uint8 kernel; None: it does
+    pipeline: Pipeline
+
+    @property
+    def kernels(self) -> str:
+        """The kernels in use, e.g. ``"cpu-winograd-f4x4"`` or ``"the model's layers"``."""
+        return self.net.backend if self.net is not None else "the model's own PyTorch layers"
+
+    def describe(self) -> str:
+        """Several lines for people: the backend, the colour path, the declined ones."""
+        exact = "exact" if self.exact else "approximate"
+        lines = [f"backend: {self.name} ({self.kernels}; {exact})"]
+        p = self.pipeline
+        if self.fused is None and p.opencv_exact:
+            colour = f"fused uint8 kernel with OpenCV's integer steps ({p.color}, {p.chroma})"
+        elif self.fused is None:
+            colour = f"fused uint8 RGB kernel ({p.color}, {p.chroma} chroma)"
+        elif p.opencv_exact:
+            colour = f"OpenCV's uint8 steps ({p.color}, {p.chroma} chroma): {self.fused}"
+        else:
+            colour = f"float blocks ({p.color}, {p.chroma} chroma): {self.fused}"
+        lines.append(f"colour: {colour}")
+        lines += [f"declined: {name}: {why}" for name, why in self.declined]
+        return "\n".join(lines)
+
+
+def _fused_declines(req: Request, net: FastESPCN | None) -> str | None:
+    if net is None:
+        return "the fused kernel needs an ESPCN-like network"
+    if req.pipeline.opencv_exact:
+        if net.device.type != "cpu":
+            return "OpenCV's fused steps run on the CPU"
+        if opencv_kernel() is None:
+            return "the compiled kernel subpixel._opencv_levels was not built"
+        return None
+    if req.pipeline.chroma not in CHROMA_MODES:
+        return f"chroma {req.pipeline.chroma!r} is not fused (fused: {', '.join(CHROMA_MODES)})"
+    return None
+
+
+def choose(req: Request, backends: tuple[Backend, ...] = BACKENDS) -> Choice:
+    """The first of ``backends`` that accepts ``req``, its network built.
+
+    Raises:
+        ValueError: an unknown precision, or an approximate precision (``"int8"``,
+            ``"bf16"``) that no backend can give (e.g. a model that is not ESPCN-like).
+    """
+    if req.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {req.precision!r}")
+    declined: list[tuple[str, str]] = []
+    for backend in backends:
+        why = backend.declines(req)
+        if why is not None:
+            declined.append((backend.name, why))
+            continue
+        if req.precision in ("int8", "bf16") and backend.exact and not _slower(declined, req):
+            reasons = "; ".join(f"{n}: {w}" for n, w in declined if n.endswith(req.precision))
+            raise ValueError(f"precision={req.precision!r} is not available here: {reasons}")
+        net = backend.build(req)
+        return Choice(
+            backend.name,
+            backend.exact,
+            net,
+            tuple(declined),
+            _fused_declines(req, net),
+            req.pipeline,
+        )
+    raise ValueError("no backend can run this model")  # the reference takes any model
+
+
+def _slower(declined: list[tuple[str, str]], req: Request) -> bool:
+    """Whether the asked precision declined only for being slower (fp32 then runs)."""
+    return any(n.endswith(req.precision) and "slower" in w for n, w in declined)
