@@ -3,8 +3,12 @@
 A run directory holds everything: ``checkpoints/step-NNNNNNN.safetensors`` (model,
 optimizer and sampler RNG state, written atomically; the last few are kept), ``log.csv``,
 ``curves.png``, and at the end ``model.safetensors`` with its model card in the metadata and
-as ``model.md``. ``resume=True`` continues from the newest readable checkpoint with the same
-steps, learning rates and batches as an uninterrupted run (bit-identical on CPU).
+as ``model.md``. A model with a ``collapse()`` method (:class:`~subpixel.models.reparam.RepSR`)
+is saved there in its collapsed inference form (an ``espcn``), while the checkpoints keep the
+training form. With ``ema`` an exponential moving average of the weights is kept (in the
+checkpoints too) and is what is validated and saved. ``resume=True`` continues from the newest
+readable checkpoint with the same steps, learning rates and batches as an uninterrupted run
+(bit-identical on CPU).
 
 Under ``torchrun --nproc_per_node=N`` each process trains on its own share of the batch
 with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 validates and writes.
@@ -12,6 +16,7 @@ with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 validates and w
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import io
@@ -69,6 +74,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     augment_scales: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6)
     init_from: str | None = None
+    ema: float = 0.0
+    finetune_mse_fraction: float = 0.0
     resume: bool = False
     progress: bool = True
     command: str = ""
@@ -86,6 +93,12 @@ class TrainConfig:
             raise ValueError("scale, batch_size and patch must be >= 1")
         if self.loss not in _LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose from {sorted(_LOSSES)}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1) (0: off), got {self.ema}")
+        if not 0.0 <= self.finetune_mse_fraction < 1.0:
+            raise ValueError(
+                f"finetune_mse_fraction must be in [0, 1), got {self.finetune_mse_fraction}"
+            )
 
     def identity(self) -> dict[str, Any]:
         """The fields a resumed run must share with the original one."""
@@ -105,7 +118,10 @@ class TrainConfig:
             "init_from",
         )
         d = dataclasses.asdict(self)
-        return json.loads(json.dumps({k: d[k] for k in keep}))
+        out = {k: d[k] for k in keep}
+        # later options: recorded only when used, so older checkpoints still resume
+        out.update({k: d[k] for k in _LATER_OPTIONS if d[k] != _LATER_OPTIONS[k]})
+        return json.loads(json.dumps(out))
 
 
 @dataclass
@@ -118,10 +134,72 @@ class TrainResult:
     metrics: dict[str, dict[str, Any]]
 
 
+#: Options added after checkpoints were first written, with their defaults (off).
+_LATER_OPTIONS: dict[str, Any] = {"ema": 0.0, "finetune_mse_fraction": 0.0}
+
 _LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mse": nn.functional.mse_loss,
     "l1": nn.functional.l1_loss,
 }
+
+
+def loss_name(cfg: TrainConfig, step: int, total: int) -> str:
+    """The loss at ``step`` of ``total``: ``cfg.loss``, then MSE for the last fraction.
+
+    Example:
+        >>> cfg = TrainConfig(data=("d",), scale=3, out="o", steps=10, loss="l1",
+        ...                   finetune_mse_fraction=0.2)
+        >>> [loss_name(cfg, s, 10) for s in (0, 7, 8, 9)]
+        ['l1', 'l1', 'mse', 'mse']
+    """
+    if cfg.finetune_mse_fraction and total and step >= total * (1 - cfg.finetune_mse_fraction):
+        return "mse"
+    return cfg.loss
+
+
+def ema_decay(cfg: TrainConfig, step: int) -> float:
+    """The EMA decay after ``step`` updates: ``min(ema, (1 + step) / (10 + step))``.
+
+    The warm-up keeps the average from remembering the random initial weights.
+
+    Example:
+        >>> cfg = TrainConfig(data=("d",), scale=3, out="o", steps=10, ema=0.999)
+        >>> ema_decay(cfg, 0), ema_decay(cfg, 10**6)
+        (0.1, 0.999)
+    """
+    return min(cfg.ema, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """``average ← decay·average + (1 − decay)·model`` for parameters; buffers are copied."""
+    for pa, pm in zip(average.parameters(), model.parameters(), strict=True):
+        pa.lerp_(pm.detach(), 1.0 - decay)
+    for ba, bm in zip(average.buffers(), model.buffers(), strict=True):
+        ba.copy_(bm)
+
+
+def inference_form(cfg: TrainConfig, model: nn.Module) -> tuple[nn.Module, str, dict[str, Any]]:
+    """What ``model.safetensors`` holds: the model, its registry name and its config.
+
+    A model with ``collapse()`` (re-parameterised training form) gives its collapsed model
+    and that model's ``espcn_config()``; others are saved as they are.
+    """
+    collapse = getattr(model, "collapse", None)
+    if callable(collapse):
+        plain: nn.Module = collapse()
+        return plain, "espcn", dict(model.espcn_config())  # type: ignore[operator]
+    return model, cfg.model, {"scale": cfg.scale, **cfg.model_options}
+
+
+def _init_tensors(path: str) -> dict[str, torch.Tensor]:
+    """The model tensors of a weights file or a checkpoint (its EMA weights when it has)."""
+    tensors, _ = load_weights(path)
+    for prefix in ("ema.", "model."):
+        found = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if found:
+            return found
+    return tensors
 
 
 def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
@@ -179,10 +257,13 @@ def _save_checkpoint(
     gen_states: list[torch.Tensor],
     elapsed: float,
     commands: list[str],
+    ema: nn.Module | None = None,
 ) -> Path:
     folder = run_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
     opt_tensors, opt_meta = _flatten_optimizer(opt)
     tensors.update(opt_tensors)
     for rank, state in enumerate(gen_states):
@@ -211,6 +292,7 @@ class _Restored:
     total: int
     elapsed: float
     model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     gen_states: list[torch.Tensor]
     identity: dict[str, Any]
@@ -246,6 +328,7 @@ def _load_latest_checkpoint(run_dir: Path) -> _Restored | None:
                 total=int(extra["train.total"]),
                 elapsed=float(extra["train.elapsed"]),
                 model={k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+                ema={k[4:]: v for k, v in tensors.items() if k.startswith("ema.")},
                 optimizer=_unflatten_optimizer(tensors, extra["train.optimizer"]),
                 gen_states=[g for _, g in gens],
                 identity=json.loads(extra["train.identity"]),
@@ -389,6 +472,14 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- steps: {card['steps']} (batch {card['batch_size']}, LR patch {card['patch']}), "
         f"{card['seconds'] / 60:.1f} min on {card['device']}",
         f"- torch {card['torch']}, subpixel {card['subpixel']}",
+    ]
+    if card.get("trained_as"):
+        trained = card["trained_as"]
+        lines.append(
+            f"- trained as `{trained['model']}` "
+            f"`{json.dumps(trained['config'], sort_keys=True)}`, saved collapsed"
+        )
+    lines += [
         "",
         "## Command",
         "",
@@ -426,12 +517,13 @@ def train(cfg: TrainConfig) -> TrainResult:
     torch.manual_seed(cfg.seed)
     model = get_model(cfg.model, scale=cfg.scale, **cfg.model_options)
     if cfg.init_from:
-        tensors, _ = load_weights(cfg.init_from)
+        tensors = _init_tensors(cfg.init_from)
         own = model.state_dict()
         fitting = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(fitting, strict=False)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    ema = copy.deepcopy(model) if cfg.ema else None
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
 
     step, total, elapsed_before = 0, cfg.steps or 0, 0.0
@@ -447,6 +539,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                 f"({', '.join(diff)}); resume with the original command"
             )
         model.load_state_dict(restored.model)
+        if ema is not None:
+            ema.load_state_dict(restored.ema or restored.model)
         opt.load_state_dict(restored.optimizer)
         if len(restored.gen_states) != world:
             raise ValueError(
@@ -481,7 +575,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     del images
     val_sets = _load_val(cfg.val) if rank == 0 and cfg.val else {}
     per_rank = max(cfg.batch_size // world, 1)
-    loss_fn = _LOSSES[cfg.loss]
+    # what is validated and saved: the weights' average when there is one
+    scored: nn.Module = ema if ema is not None else model
 
     log_path = run_dir / "log.csv"
     rows = _read_log(log_path, step) if rank == 0 else []
@@ -505,6 +600,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 states,
                 elapsed_before + time.perf_counter() - start,
                 commands,
+                ema,
             )
             _write_log(log_path, rows)
         if world > 1:
@@ -516,10 +612,13 @@ def train(cfg: TrainConfig) -> TrainResult:
             group["lr"] = lr
         lr_batch, hr_batch = sampler.batch(per_rank, gen)
         pred = ddp_model(lr_batch.to(device, non_blocking=True))
+        loss_fn = _LOSSES[loss_name(cfg, step, total)]
         loss = loss_fn(pred, hr_batch.to(device, non_blocking=True))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            update_ema(ema, model, ema_decay(cfg, step))
         step += 1
         if step % 10 == 0 or step == total:
             last_loss = float(loss.detach())
@@ -541,7 +640,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         if rank == 0 and val_sets and (step % cfg.val_every == 0 or step == total):
             row: dict[str, Any] = {"step": step}
             for name, imgs in val_sets.items():
-                scores = evaluate_images(model, imgs, scale=cfg.scale, with_ssim=False)
+                scores = evaluate_images(scored, imgs, scale=cfg.scale, with_ssim=False)
                 row[f"val_psnr_{name}"] = f"{scores['psnr']:.4f}"
             row["elapsed_s"] = f"{elapsed_before + time.perf_counter() - start:.1f}"
             rows.append(row)
@@ -563,13 +662,23 @@ def train(cfg: TrainConfig) -> TrainResult:
     metrics: dict[str, dict[str, Any]] = {}
     model_path = run_dir / "model.safetensors"
     if rank == 0:
+        final, name_saved, config_saved = inference_form(cfg, scored)
         for name, imgs in val_sets.items():
-            metrics[name] = evaluate_images(model, imgs, scale=cfg.scale)
-        card = _model_card(cfg, model, step, seconds, metrics, commands)
+            metrics[name] = evaluate_images(final, imgs, scale=cfg.scale)
+        card = _model_card(cfg, final, step, seconds, metrics, commands)
+        if name_saved != cfg.model:
+            card.update(
+                architecture=name_saved,
+                config=config_saved,
+                trained_as={
+                    "model": cfg.model,
+                    "config": {"scale": cfg.scale, **cfg.model_options},
+                },
+            )
         save_weights(
             model_path,
-            model.state_dict(),
-            model=cfg.model,
+            final.state_dict(),
+            model=name_saved,
             config=card["config"],
             card=card,
         )

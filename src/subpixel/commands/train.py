@@ -11,13 +11,17 @@ examples:
   subpixel train ... --resume            # continue an interrupted run exactly
   torchrun --nproc_per_node=2 -m subpixel train ...   # data-parallel
   subpixel train --model subpixel-faces --data img_align_celeba --crop 128 --out runs/faces
+  subpixel train --model repsr --option features=16 --option blocks=8 --loss l1 \
+      --finetune-mse-fraction 0.2 --ema 0.999 ...   # saved collapsed, as an espcn
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
+from typing import Any
 
 from subpixel.cli import CliError
 
@@ -50,6 +54,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="espcn: add bicubic upscaling of the input to the output (learn the detail only)",
     )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model option, VALUE as JSON or a string (repsr: features=16, blocks=8, expand=2)",
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="validate and save an exponential moving average of the weights (e.g. 0.999)",
+    )
+    p.add_argument(
+        "--finetune-mse-fraction",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="train the last fraction F of the steps with MSE (after --loss l1, say)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -68,6 +93,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     faces.add_argument(
         "--sample-every", type=int, default=500, help="write a sample grid every N steps"
     )
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as a dict; a VALUE that parses as JSON is taken as JSON.
+
+    Example:
+        >>> parse_options(["features=16", "activation=relu", "kernels=[3, 3]"])
+        {'features': 16, 'activation': 'relu', 'kernels': [3, 3]}
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
 
 
 def _run_faces(args: argparse.Namespace) -> int:
@@ -118,7 +162,9 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CliError("--device cuda: no CUDA device is available")
-    options = {"activation": args.activation} if args.activation else {}
+    options = parse_options(args.option)
+    if args.activation:
+        options["activation"] = args.activation
     if args.residual:
         options["residual"] = args.residual
     argv = getattr(args, "_argv", None) or sys.argv[1:]
@@ -141,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         augment_scales=() if args.no_scale_augment else (0.9, 0.8, 0.7, 0.6),
         init_from=args.init_from,
+        ema=args.ema,
+        finetune_mse_fraction=args.finetune_mse_fraction,
         resume=args.resume,
         progress=not args.no_progress,
         command=shlex.join(["subpixel", *argv]),

@@ -25,6 +25,7 @@ from subpixel.models.dcgan import build_dcgan
 from subpixel.models.espcn import ESPCN
 from subpixel.models.faces import build_subpixel_faces
 from subpixel.models.fsrcnn import FSRCNN
+from subpixel.models.reparam import RepSR
 from subpixel.serialization import WeightsError, load_weights
 
 __all__ = ["ModelEntry", "WeightsError", "default_weights_path", "get_model", "list_models"]
@@ -51,6 +52,9 @@ def register(entry: ModelEntry) -> None:
 
 register(ModelEntry("espcn", ESPCN, "ESPCN super-resolution (Shi et al. 2016), Y channel"))
 register(ModelEntry("fsrcnn", FSRCNN, "FSRCNN super-resolution (Dong et al. 2016), Y channel"))
+register(
+    ModelEntry("repsr", RepSR, "ESPCN trained with re-parameterisable blocks; collapses to espcn")
+)
 register(ModelEntry("autoencoder", build_autoencoder, "MNIST autoencoder, sub-pixel/transposed"))
 register(ModelEntry("dcgan", build_dcgan, "28×28 DCGAN, sub-pixel/transposed generator"))
 register(ModelEntry("subpixel-faces", build_subpixel_faces, "original project's 4× RGB faces"))
