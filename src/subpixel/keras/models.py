@@ -30,6 +30,7 @@ import keras
 
 from subpixel.keras.layers import PixelShuffle
 from subpixel.keras.resize import BicubicUpsampling2D
+from subpixel.models.espcn import check_config
 from subpixel.serialization import WeightsError, load_weights
 
 __all__ = ["ACTIVATIONS", "ESPCN", "espcn"]
@@ -62,23 +63,10 @@ def _check(
     output_activation: str | None,
     residual: str | None,
 ) -> None:
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+    """The PyTorch ESPCN's checks (:func:`subpixel.models.espcn.check_config`), bools refused."""
+    if isinstance(scale, bool):
         raise ValueError(f"scale must be a positive int, got {scale!r}")
-    if len(kernels) != len(features) + 1:
-        raise ValueError(
-            f"kernels {tuple(kernels)} must have one more entry than features {tuple(features)}"
-        )
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
-    if output_activation is not None and output_activation not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown output_activation {output_activation!r}; choose from "
-            f"{sorted(ACTIVATIONS)} or None"
-        )
-    if residual not in (None, "bicubic"):
-        raise ValueError(f"residual must be None or 'bicubic', got {residual!r}")
-    if any(k % 2 == 0 for k in kernels):
-        raise ValueError(f"kernel sizes must be odd for 'same' padding, got {tuple(kernels)}")
+    check_config(scale, features, kernels, activation, output_activation, residual)
 
 
 @keras.saving.register_keras_serializable(package="subpixel")

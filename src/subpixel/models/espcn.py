@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from subpixel.layers import PixelShuffle
 
-__all__ = ["ESPCN"]
+__all__ = ["ESPCN", "check_config"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -18,6 +18,43 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "prelu": nn.PReLU,
     "leaky_relu": nn.LeakyReLU,
 }
+
+
+def check_config(
+    scale: int,
+    features: Sequence[int],
+    kernels: Sequence[int],
+    activation: str,
+    output_activation: str | None,
+    residual: str | None,
+) -> None:
+    """Refuse an ESPCN configuration that no framework's ESPCN can build (``ValueError``).
+
+    Shared by :class:`ESPCN` and its Keras twin (:mod:`subpixel.keras.models`).
+
+    Example:
+        >>> check_config(3, (64, 32), (5, 3), "tanh", None, None)
+        Traceback (most recent call last):
+        ...
+        ValueError: kernels (5, 3) must have one more entry than features (64, 32)
+    """
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive int, got {scale!r}")
+    if len(kernels) != len(features) + 1:
+        raise ValueError(
+            f"kernels {tuple(kernels)} must have one more entry than features {tuple(features)}"
+        )
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose from {sorted(_ACTIVATIONS)}")
+    if output_activation is not None and output_activation not in _ACTIVATIONS:
+        raise ValueError(
+            f"unknown output_activation {output_activation!r}; choose from "
+            f"{sorted(_ACTIVATIONS)} or None"
+        )
+    if residual not in (None, "bicubic"):
+        raise ValueError(f"residual must be None or 'bicubic', got {residual!r}")
+    if any(k % 2 == 0 for k in kernels):
+        raise ValueError(f"kernel sizes must be odd for 'same' padding, got {tuple(kernels)}")
 
 
 class ESPCN(nn.Module):
@@ -59,25 +96,7 @@ class ESPCN(nn.Module):
         residual: str | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(scale, int) or scale < 1:
-            raise ValueError(f"scale must be a positive int, got {scale!r}")
-        if len(kernels) != len(features) + 1:
-            raise ValueError(
-                f"kernels {tuple(kernels)} must have one more entry than features {tuple(features)}"
-            )
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; choose from {sorted(_ACTIVATIONS)}"
-            )
-        if output_activation is not None and output_activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"unknown output_activation {output_activation!r}; choose from "
-                f"{sorted(_ACTIVATIONS)} or None"
-            )
-        if residual not in (None, "bicubic"):
-            raise ValueError(f"residual must be None or 'bicubic', got {residual!r}")
-        if any(k % 2 == 0 for k in kernels):
-            raise ValueError(f"kernel sizes must be odd for 'same' padding, got {tuple(kernels)}")
+        check_config(scale, features, kernels, activation, output_activation, residual)
         self.scale = scale
         self.channels = channels
         self.residual = residual
