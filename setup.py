@@ -1,13 +1,15 @@
 """Compiled parts of subpixel (everything else is in pyproject.toml).
 
 The extensions are optional: without a C compiler the package installs and works, using
-PyTorch/numpy code paths for the same results (``subpixel._native`` says which were built).
+PyTorch/numpy code paths for the same results (``subpixel._compiled.built()`` says which were
+built).
 """
 
 from setuptools import Extension, setup
 
 C_FLAGS = ["-O3", "-std=c11", "-Wall", "-Wno-unknown-pragmas"]
 HEADERS = [
+    "src/subpixel/_csrc/buffers.h",
     "src/subpixel/_csrc/parallel.h",
     "src/subpixel/_csrc/isa.h",
     "src/subpixel/_csrc/targets.h",

@@ -1,4 +1,4 @@
-"""Speed of the compiled first ESPCN layer (subpixel._native.conv_first_rows) on one thread.
+"""Speed of the compiled first ESPCN layer (subpixel.fast._kernels.conv_first.rows) on one thread.
 
 One band of ``--rows`` output rows, ``--width`` pixels, a ``--k``×``--k`` convolution of
 one zero-padded channel into ``--cout`` channels (float32, bias, ReLU unless ``--no-relu``),
@@ -30,7 +30,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from subpixel import _native
+from subpixel.fast._kernels import conv_first
 
 
 def main() -> int:
@@ -45,11 +45,12 @@ def main() -> int:
         "--isa", type=int, default=2, help="kernel copy: 0 SSE2, 1 AVX2+FMA, 2 AVX-512 (most)"
     )
     args = ap.parse_args()
-    if not _native.conv_first_available():
+    kernel = conv_first.kernel()
+    if kernel is None:
         print("subpixel._conv_first was not built", file=sys.stderr)
         return 1
     torch.set_num_threads(1)
-    _native._conv_first.set_isa(args.isa)
+    kernel.set_isa(args.isa)
     rows, w, k, co = args.rows, args.width, args.k, args.cout
     g = torch.Generator().manual_seed(0)
     padded = torch.randn(rows + k - 1, w + k - 1, generator=g)
@@ -61,7 +62,7 @@ def main() -> int:
     b2 = b[:, None]
 
     def ours() -> None:
-        assert _native.conv_first_rows(padded, wt, b, out, args.relu, 1)
+        assert conv_first.rows(padded, wt, b, out, args.relu, 1)
 
     def im2col() -> None:  # as subpixel.fast did: a fresh patch matrix per band
         col = torch.empty(k * k, rows * w)
@@ -99,7 +100,7 @@ def main() -> int:
     print(
         f"rows {rows}, width {w}, k {k}, c_out {co}, relu {args.relu}: {macs / 1e6:.1f} M "
         f"multiply-adds, 1 thread, median of {args.repeats}; kernel isa "
-        f"{_native._conv_first.isa()}, max |error| vs float64 {err:.2e}"
+        f"{kernel.isa()}, max |error| vs float64 {err:.2e}"
     )
     print(f"{'':18} {'ms':>8} {'G MAC/s':>8}")
     for name, ts in times.items():

@@ -31,7 +31,8 @@ import torch
 from PIL import Image
 
 from subpixel._upscale.batch import Job, plan_jobs, run_jobs
-from subpixel.models import default_weights_path, get_model
+from subpixel.bundled import weights_path
+from subpixel.models import get_model
 from subpixel.serialization import save_weights
 from subpixel.upscale import Upscaler
 
@@ -45,7 +46,7 @@ def rss_mb() -> float:
 
 
 def _weights(folder: Path) -> tuple[Path, str]:
-    path = default_weights_path("espcn", 3)
+    path = weights_path("espcn", 3)
     if path.exists():
         return path, "bundled ESPCN ×3"
     path = folder / "espcn_x3.safetensors"
@@ -85,7 +86,7 @@ def main() -> None:
         stamps: list[float] = []
 
         def image_fn(job: Job, decoded: object, wrap: object) -> None:
-            up.upscale_file(job.src, job.dst, decoded=decoded, wrap_sink=wrap)  # type: ignore[arg-type]
+            up._upscale_file(job.src, job.dst, decoded=decoded, wrap_sink=wrap)  # type: ignore[arg-type]
             rss.append(rss_mb())
             stamps.append(time.perf_counter())
 

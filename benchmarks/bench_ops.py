@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 import subpixel
-from subpixel import _native
+from subpixel import _copy
 
 SPATIAL = {1: "w", 2: "hw", 3: "dhw"}
 # (batch, output channels, small spatial sizes) giving 16 Mi elements (64 MB of float32) at r=2.
@@ -161,7 +161,7 @@ def print_header(args: argparse.Namespace) -> None:
         print(f"# CUDA device {torch.cuda.get_device_name()}")
     print(f"# command: {' '.join([sys.executable.rsplit('/', 1)[-1], *sys.argv])}")
     print(f"# ~{args.mb:g} MB float32, factor {args.factor}, medians of {args.repeats} repeats")
-    print(f"# compiled strided copy: {'yes' if _native.available() else 'no (PyTorch copies)'}")
+    print(f"# compiled strided copy: {'yes' if _copy.available() else 'no (PyTorch copies)'}")
     print(f"# memory: {memory_settings()}")
 
 

@@ -21,8 +21,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from subpixel import _native
 from subpixel.fast import FastUpscaler
+from subpixel.fast._kernels import pipeline as k_pipeline
 from subpixel.models.espcn import ESPCN
 
 SIZES = {2: (960, 540), 3: (640, 360), 4: (480, 270)}
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     clock = time.thread_time if args.threads == 1 else time.perf_counter
-    kernel = _native._pipeline
+    kernel = k_pipeline.kernel()
     print(
         f"non-network stages per 1920×1080 frame, {args.threads} thread(s), ms (best of "
         f"{args.rounds}); compiled kernel: {'yes' if kernel is not None else 'NOT BUILT'}"
@@ -78,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                 up(img, out)
 
             ours = _best(frame, args.rounds, clock)
-            _native._pipeline = None
+            k_pipeline.kernel = lambda: None  # type: ignore[assignment]
             try:
                 plain = _best(frame, args.rounds, clock)
             finally:
-                _native._pipeline = kernel
+                k_pipeline.kernel = lambda: kernel  # type: ignore[assignment]
             ratio = plain / ours if kernel is not None else 1.0
             print(
                 f"| ×{scale} | {w}x{h} | {precision} | {layout} | {plain:.2f} | {ours:.2f} "

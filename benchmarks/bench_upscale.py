@@ -459,9 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
         f"load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
-    from subpixel import _native
+    from subpixel.fast._kernels import pipeline as k_pipeline
 
-    print(f"compiled pipeline kernel: {_native.pipeline_available()}\n")
+    print(f"compiled pipeline kernel: {k_pipeline.available()}\n")
     busy0, own0, wall0 = _machine_busy(), time.process_time(), time.perf_counter()
     common = ["--precision", args.precision]
     with tempfile.TemporaryDirectory() as tmp_s:

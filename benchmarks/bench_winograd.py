@@ -1,7 +1,7 @@
 """Time the compiled Winograd F(4×4, 3×3) convolution against PyTorch's kernels.
 
 For ESPCN's 3×3 layers (64→32, and 32→s² at ×2/×3/×4) on one band of rows, one thread:
-``subpixel._native.Winograd3x3`` (each instruction-set copy this CPU has), NNPACK's
+``subpixel.fast._kernels.winograd.Winograd3x3`` (each instruction-set copy this CPU has), NNPACK's
 Winograd F(6×6, 3×3) (what the fp32 path used before), oneDNN's ``F.conv2d`` (channels
 last) and, for ≤ 16 output channels, the direct kernel ``conv3x3_rows``. Prints a table of
 medians; "GMAC/s" counts the multiply-adds of a direct convolution, so Winograd can exceed
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from subpixel import _native
+from subpixel.fast._kernels import conv3x3, winograd
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=640, help="pixels per row")
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per variant")
     args = parser.parse_args()
-    if not _native.winograd_available():
+    if not winograd.available():
         raise SystemExit("subpixel._winograd was not built (no C compiler at install time?)")
     torch.set_num_threads(1)
     nnpack = _nnpack_ready()
@@ -71,7 +71,7 @@ def _time_layer(
     wt = torch.randn(c_out, c_in, 3, 3, generator=g)
     b = torch.randn(c_out, generator=g)
     out = torch.empty(rows, width, c_out)
-    conv = _native.Winograd3x3.create(wt, b)
+    conv = winograd.Winograd3x3.create(wt, b)
     assert conv is not None
     variants: list[tuple[str, Callable[[], object]]] = []
     top = _winograd.set_isa(2)
@@ -86,10 +86,8 @@ def _time_layer(
         variants.append(("NNPACK Winograd F(6,3)", run))
     cl = planar.contiguous(memory_format=torch.channels_last)
     variants.append(("oneDNN F.conv2d, channels last", lambda: F.conv2d(cl, wt, b, padding=(0, 1))))
-    if c_out <= 16 and _native.conv3x3_available():
-        variants.append(
-            ("subpixel direct (conv3x3_rows)", lambda: _native.conv3x3_rows(x, wt, b, out))
-        )
+    if c_out <= 16 and conv3x3.available():
+        variants.append(("subpixel direct (conv3x3_rows)", lambda: conv3x3.rows(x, wt, b, out)))
     macs = rows * width * c_in * c_out * 9
     results = []
     for name, fn in variants:
@@ -98,7 +96,7 @@ def _time_layer(
     return results
 
 
-def _with_isa(isa: int, conv: _native.Winograd3x3, x: torch.Tensor, out: torch.Tensor) -> None:
+def _with_isa(isa: int, conv: winograd.Winograd3x3, x: torch.Tensor, out: torch.Tensor) -> None:
     from subpixel import _winograd  # type: ignore[attr-defined]
 
     before = _winograd.set_isa(isa)

@@ -49,11 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE.parent / "demo", help="output folder")
     args = parser.parse_args(argv)
 
+    from subpixel.bundled import weights_path
     from subpixel.cli import main as subpixel
-    from subpixel.models import default_weights_path
 
     if args.weights.upper() == "DEFAULT":
-        bundled = default_weights_path("espcn", args.scale)
+        bundled = weights_path("espcn", args.scale)
         if not bundled.exists():
             print(
                 f"demo: the bundled weights {bundled.name} are missing (expected at {bundled}); "

@@ -204,3 +204,48 @@ def test_a_backend_list_can_be_injected() -> None:
 
     choice = choose(Request(_model(2)), backends=(Never(), BACKENDS[-1]))
     assert choice.name == "reference" and choice.declined == (("never", "never runs"),)
+
+
+def test_the_compiled_kernels_are_part_of_the_one_decision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no compiled kernel in ``Request.kernels``, none runs and the choice says so;
+    with them (where built), the network and colour path use them."""
+    from subpixel._upscale.engine import Engine
+    from subpixel.backends import Built
+    from subpixel.fast._kernels import conv3x3, conv_first, pipeline, winograd
+
+    model = _model(2, "relu")
+    img = np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    ref = np.empty((40, 48, 3), np.uint8)
+    Engine(model, tile=0, caps=_ZEN4).rgb8(img, ref)
+    got = np.empty_like(ref)
+
+    def untouchable() -> None:
+        raise AssertionError("a compiled kernel was used although the choice excluded it")
+
+    with monkeypatch.context() as m:
+        for module in (conv3x3, conv_first, pipeline, winograd):
+            m.setattr(module, "kernel", untouchable)
+        none = Engine(model, tile=0, caps=_ZEN4, kernels=Built())
+        assert none.backend.name == "cpu-fp32" and none.backend.kernels != "cpu-winograd-f4x4"
+        text = none.backend.describe()
+        assert "colour: fused uint8 RGB steps in PyTorch" in text
+        assert "subpixel._pipeline was not built" in text
+        none.rgb8(img, got)
+    assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+    built = Built.detect()
+    if built.fp32_declines() is None and built.pipeline:
+        assert Engine(model, tile=0, caps=_ZEN4).backend.kernels == "cpu-winograd-f4x4"
+
+
+def test_opencv_steps_obey_the_recorded_kernels() -> None:
+    """OpenCV's fused uint8 steps only where Request.kernels has subpixel._opencv_levels."""
+    from subpixel.backends import Built
+    from subpixel.upscale import Pipeline
+
+    pipe = Pipeline(color="opencv-ycrcb", chroma="bilinear-opencv")
+    choice = choose(Request(_model(2), pipeline=pipe, caps=_ZEN4, kernels=Built()))
+    assert choice.fused == "the compiled kernel subpixel._opencv_levels was not built"
+    with_it = Built(opencv_levels=True)
+    assert choose(Request(_model(2), pipeline=pipe, caps=_ZEN4, kernels=with_it)).fused is None

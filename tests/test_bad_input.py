@@ -328,7 +328,7 @@ def test_unknown_scale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     src = _png(tmp_path / "a.png")
     assert main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--scale", "5"]) == 2
     assert "invalid choice" in capsys.readouterr().err
-    with pytest.raises(WeightsError, match="scale 5"):
+    with pytest.raises(WeightsError, match="not ×5"):
         upscale(_rgb(), scale=5)  # no bundled weights for ×5
 
 

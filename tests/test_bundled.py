@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from subpixel.bundled import weights_path
 from subpixel.evaluate import evaluate_folder
-from subpixel.models import default_weights_path, get_model
+from subpixel.models import get_model
 from subpixel.serialization import load_weights
 
 SCALES = (2, 3, 4)
@@ -21,7 +22,7 @@ QUALITY_BAR = {2: (36.5, 32.2), 3: (32.65, 29.20), 4: (30.4, 27.4)}
 
 @pytest.mark.parametrize("scale", SCALES)
 def test_card_matches_model(scale: int) -> None:
-    path = default_weights_path("espcn", scale)
+    path = weights_path("espcn", scale)
     assert path.exists(), f"bundled weights missing: {path}"
     _, meta = load_weights(path)
     model = get_model("espcn", scale=scale, weights="DEFAULT")
@@ -43,7 +44,7 @@ def test_card_matches_model(scale: int) -> None:
 @pytest.mark.parametrize("scale", SCALES)
 def test_bundled_quality_and_card_numbers(scale: int, data_dir: Path) -> None:
     model = get_model("espcn", scale=scale, weights="DEFAULT")
-    card = load_weights(default_weights_path("espcn", scale))[1].card
+    card = load_weights(weights_path("espcn", scale))[1].card
     for name, bar in zip(("Set5", "Set14"), QUALITY_BAR[scale], strict=True):
         got = evaluate_folder(model, data_dir / "sr" / name, scale=scale)
         # The card's figure was measured when the model was trained; other releases of the

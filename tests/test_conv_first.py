@@ -1,4 +1,4 @@
-"""The compiled first ESPCN layer (``subpixel._native.conv_first_rows``, _csrc/conv_first.c)
+"""The compiled first ESPCN layer (``subpixel.fast._kernels.conv_first.rows``, _csrc/conv_first.c)
 against ``torch.nn.functional.conv2d`` in float64.
 
 Every instruction-set copy (on CPUs that have it), kernel sizes 1-9, channel counts that
@@ -18,10 +18,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from subpixel import _native
+from subpixel.fast._kernels import conv_first
 
 pytestmark = pytest.mark.skipif(
-    not _native.conv_first_available(), reason="subpixel._conv_first was not built"
+    not conv_first.available(), reason="subpixel._conv_first was not built"
 )
 
 ROWS = (1, 3, 8)
@@ -74,7 +74,7 @@ def test_equals_conv2d_float64(isa_limit: Any, k: int, c_out: int) -> None:
                         out = big[1 : 1 + rows, 2 : 2 + width, 3 : 3 + c_out]
                     else:
                         out = torch.full((rows, width, c_out), math.nan)
-                    assert _native.conv_first_rows(padded, wt, b, out, relu, threads)
+                    assert conv_first.rows(padded, wt, b, out, relu, threads)
                     err = (out.double() - want).abs()
                     assert bool((err <= tol).all()), (isa, relu, threads, width, err.max())
                     if sliced:
@@ -91,18 +91,18 @@ def test_weight_layout_bias_only_and_nan(isa_limit: Any) -> None:
     wt = torch.randn(20, 1, 5, 5, generator=g)
     b = torch.randn(20, generator=g)
     out = torch.empty(10, 36, 20)
-    assert _native.conv_first_rows(padded, wt, b, out, False)
+    assert conv_first.rows(padded, wt, b, out, False)
     ref = F.conv2d(padded.double()[None, None], wt.double(), b.double())[0].permute(1, 2, 0)
     assert torch.allclose(out.double(), ref, rtol=1e-5, atol=1e-5)
     columns = torch.empty(36, 10, 20).transpose(0, 1)  # pixel stride > row stride: taken
-    assert _native.conv_first_rows(padded, wt, b, columns, False)
+    assert conv_first.rows(padded, wt, b, columns, False)
     assert torch.allclose(columns.double(), ref, rtol=1e-5, atol=1e-5)
-    assert _native.conv_first_rows(padded, torch.zeros(20, 5, 5), b, out, True)
+    assert conv_first.rows(padded, torch.zeros(20, 5, 5), b, out, True)
     assert torch.equal(out, b.clamp(min=0.0).expand(10, 36, 20))
     padded[4, 7] = math.nan  # reaches outputs (y, x) with y <= 4 < y + 5, x <= 7 < x + 5
     for isa in (0, 1, 2):
         isa_limit.set_isa(isa)
-        assert _native.conv_first_rows(padded, wt, b, out, True)
+        assert conv_first.rows(padded, wt, b, out, True)
         assert bool(out[0:5, 3:8].isnan().all())
         assert int(out.isnan().sum()) == 5 * 5 * 20
 
@@ -114,7 +114,7 @@ def test_declined_arguments_write_nothing() -> None:
     out = torch.full((6, 10, 16), 5.0)
 
     def declined(*args: object) -> bool:
-        return not _native.conv_first_rows(*args)  # type: ignore[arg-type]
+        return not conv_first.rows(*args)  # type: ignore[arg-type]
 
     assert declined(padded.double(), wt, b, out, True)
     assert declined(padded, wt.double(), b, out, True)

@@ -74,3 +74,62 @@ def test_patch_sampler_is_deterministic_and_y_only() -> None:
 def test_patch_sampler_rejects_tiny_images() -> None:
     with pytest.raises(ValueError, match="at least 51"):
         PatchSampler([torch.rand(3, 20, 20)], scale=3, patch=17)
+
+
+def _rgb_images(n: int = 2, size: tuple[int, int] = (72, 90)) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    # smooth content, like photos: low-resolution noise enlarged, on 8-bit levels
+    return [
+        torch.round(
+            torch.nn.functional.interpolate(
+                torch.rand(1, 3, size[0] // 6, size[1] // 6, generator=g),
+                size=size,
+                mode="bilinear",
+                align_corners=False,
+            )[0]
+            * 255
+        )
+        / 255
+        for _ in range(n)
+    ]
+
+
+def test_degraded_patches_follow_the_degradation_of_their_own_hr_patch() -> None:
+    """With the CLEAN pipeline per patch, each LR patch is the protocol's LR of its HR patch."""
+    from subpixel.degrade import CLEAN
+
+    ds = PatchSampler(
+        _rgb_images(), scale=3, patch=8, augment_scales=(), y_only=False, degradation=CLEAN
+    )
+    lr, hr = ds.batch(6, torch.Generator().manual_seed(0))
+    assert lr.shape == (6, 3, 8, 8) and hr.shape == (6, 3, 24, 24)
+    for b in range(6):
+        torch.testing.assert_close(lr[b], degrade(hr[b], 3), rtol=0, atol=0)
+
+
+def test_degraded_patches_are_seeded_by_the_generator_and_photo_differs_from_clean() -> None:
+    from subpixel.color import rgb_to_y
+    from subpixel.degrade import PHOTO
+
+    images = _rgb_images()
+    photo = PatchSampler(images, scale=2, patch=12, augment_scales=(0.8,), degradation=PHOTO)
+    a = photo.batch(8, torch.Generator().manual_seed(5))
+    b = photo.batch(8, torch.Generator().manual_seed(5))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert a[0].shape == (8, 1, 12, 12) and a[1].shape == (8, 1, 24, 24)  # Y after degrading
+    c = photo.batch(8, torch.Generator().manual_seed(6))
+    assert not torch.equal(a[0], c[0])
+    # the HR target stays clean: the Y of an aligned crop of an HR image
+    clean_lr = torch.stack([rgb_to_y(degrade(_to_rgb_like(h), 2)) for h in a[1]])
+    assert (a[0] - clean_lr).abs().mean() > 1e-3  # degraded, not the protocol's bicubic
+
+
+def _to_rgb_like(y: torch.Tensor) -> torch.Tensor:
+    return y.expand(3, -1, -1).contiguous()
+
+
+def test_degradation_needs_rgb_images() -> None:
+    from subpixel.degrade import PHOTO
+
+    with pytest.raises(ValueError, match="RGB"):
+        PatchSampler([torch.rand(1, 40, 40)], scale=2, patch=8, degradation=PHOTO)

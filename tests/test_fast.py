@@ -18,9 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from subpixel import _native
 from subpixel.color import rgb_to_ycbcr, ycbcr_to_rgb
 from subpixel.fast import FastUpscaler, optimize_for_inference, polyphase_taps
+from subpixel.fast._kernels import conv3x3 as k_conv3x3
+from subpixel.fast._kernels import pipeline as k_pipeline
+from subpixel.fast._kernels import winograd as k_winograd
 from subpixel.models.espcn import ESPCN
 from subpixel.resize import imresize
 
@@ -61,7 +63,7 @@ def test_fp32_equals_model(scale: int, activation: str) -> None:
     assert (out.double() - _reference(model, y)).abs().max().item() < 1e-5
 
 
-@pytest.mark.skipif(not _native.winograd_simd(), reason="no SIMD copy of subpixel._winograd")
+@pytest.mark.skipif(not k_winograd.simd(), reason="no SIMD copy of subpixel._winograd")
 @pytest.mark.parametrize("scale", [2, 3, 4])
 @pytest.mark.parametrize("kind", ["tanh", "relu", "relu+bicubic"])
 def test_fp32_compiled_kernels_and_fallback_both_equal_model(scale: int, kind: str) -> None:
@@ -85,7 +87,7 @@ def test_fp32_compiled_kernels_and_fallback_both_equal_model(scale: int, kind: s
         assert (fast(y).double() - ref).abs().max().item() < 1e-5, fast.backend
 
 
-@pytest.mark.skipif(not _native.winograd_simd(), reason="no SIMD copy of subpixel._winograd")
+@pytest.mark.skipif(not k_winograd.simd(), reason="no SIMD copy of subpixel._winograd")
 @pytest.mark.parametrize("scale", [2, 3])
 def test_fp32_compiled_path_with_the_avx2_copies(scale: int) -> None:
     """The copies AVX2-only CPUs run (8-float transforms, 256-bit products), end to end."""
@@ -470,10 +472,10 @@ def test_cli_precision_option(tmp_path: Path) -> None:
     assert main(["upscale", str(src), "-o", str(tmp_path / "x.png"), "--precision", "fp16"]) == 2
 
 
-# -- the compiled colour/chroma kernel (subpixel._native, _csrc/pipeline.c) --------------
+# -- the compiled colour/chroma kernel (fast._kernels.pipeline, _csrc/pipeline.c) --------
 
 needs_kernel = pytest.mark.skipif(
-    not _native.pipeline_available(), reason="subpixel._pipeline was not built"
+    not k_pipeline.available(), reason="subpixel._pipeline was not built"
 )
 
 
@@ -507,7 +509,7 @@ def _plain_from_y(
 def _fallback(up: FastUpscaler, rgb: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
     """The same upscaler's PyTorch path (the compiled kernel hidden)."""
     with monkeypatch.context() as m:
-        m.setattr(_native, "_pipeline", None)
+        m.setattr(k_pipeline, "kernel", lambda: None)
         return up(rgb)
 
 
@@ -559,7 +561,7 @@ def test_native_block_float_output(opencv: bool, monkeypatch: pytest.MonkeyPatch
     got = up.block(x)
     assert got.shape == (2, 3, 27, 42)
     with monkeypatch.context() as m:
-        m.setattr(_native, "_pipeline", None)
+        m.setattr(k_pipeline, "kernel", lambda: None)
         torch_path = up.block(x)
     assert (got - torch_path).abs().max().item() < 1e-5
     for i in range(2):
@@ -616,20 +618,23 @@ def test_native_threads_and_instruction_sets_agree(scale: int) -> None:
 def test_native_wrappers_decline_what_they_cannot_run() -> None:
     """The wrappers return None/False (the caller then uses PyTorch) instead of failing."""
     coef = [0.0] * 12
-    assert _native.rgb_to_ycc(torch.zeros(4, 4, 3, dtype=torch.int16), coef, False) is None
-    assert _native.rgb_to_ycc(torch.zeros(0, 4, 3, dtype=torch.uint8), coef, False) is None
-    y, c = _native.rgb_to_ycc(torch.zeros(4, 5, 3, dtype=torch.uint8), coef, False) or (None, None)
+    assert k_pipeline.rgb_to_ycc(torch.zeros(4, 4, 3, dtype=torch.int16), coef, False) is None
+    assert k_pipeline.rgb_to_ycc(torch.zeros(0, 4, 3, dtype=torch.uint8), coef, False) is None
+    y, c = k_pipeline.rgb_to_ycc(torch.zeros(4, 5, 3, dtype=torch.uint8), coef, False) or (
+        None,
+        None,
+    )
     assert y is not None and c is not None and y.shape == (4, 5) and c.shape == (2, 4, 9)
     taps = polyphase_taps(2, -0.5).ravel().tolist()
     out = torch.empty(8, 10, 3, dtype=torch.uint8)
     args = (taps, [0.0] * 12, (0.0, 1.0), False)
-    assert _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, out, 255.0)
-    assert not _native.ycc_to_rgb(torch.zeros(20, 4, dtype=torch.float64), c, *args, out, 255.0)
-    assert not _native.ycc_to_rgb(torch.zeros(20, 9), c, *args, out, 255.0)  # wrong scale
-    assert not _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, out[:, :8], 255.0)
-    assert not _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, out.to(torch.int32), 255.0)
+    assert k_pipeline.ycc_to_rgb(torch.zeros(20, 4), c, *args, out, 255.0)
+    assert not k_pipeline.ycc_to_rgb(torch.zeros(20, 4, dtype=torch.float64), c, *args, out, 255.0)
+    assert not k_pipeline.ycc_to_rgb(torch.zeros(20, 9), c, *args, out, 255.0)  # wrong scale
+    assert not k_pipeline.ycc_to_rgb(torch.zeros(20, 4), c, *args, out[:, :8], 255.0)
+    assert not k_pipeline.ycc_to_rgb(torch.zeros(20, 4), c, *args, out.to(torch.int32), 255.0)
     overlapping = out.view(-1)[: 10 * 3].as_strided((8, 10, 3), (3, 3, 1))
-    assert not _native.ycc_to_rgb(torch.zeros(20, 4), c, *args, overlapping, 255.0)
+    assert not k_pipeline.ycc_to_rgb(torch.zeros(20, 4), c, *args, overlapping, 255.0)
 
 
 @needs_kernel
@@ -649,7 +654,7 @@ def test_native_generic_scale(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_native_any_phase_layout(scale: int) -> None:
     """Phases pixel-major, phase-major, padded rows or any strides: the same output."""
     h, w = 9, 11
-    _, c = _native.rgb_to_ycc(torch.from_numpy(_rgb(h, w)), [0.3] * 12, False) or (None, None)
+    _, c = k_pipeline.rgb_to_ycc(torch.from_numpy(_rgb(h, w)), [0.3] * 12, False) or (None, None)
     assert c is not None
     taps = polyphase_taps(scale, -0.5).ravel().tolist()
     args = (taps, [90.0, 80.0, -70.0, 0.5] * 3, (0.1, 0.9), False)
@@ -670,15 +675,15 @@ def test_native_any_phase_layout(scale: int) -> None:
         odd[..., 1],
     ):
         out = torch.empty(h * scale, w * scale, 3, dtype=torch.uint8)
-        assert _native.ycc_to_rgb(phases, c, *args, out, 255.0)
+        assert k_pipeline.ycc_to_rgb(phases, c, *args, out, 255.0)
         outs.append(out)
     assert all(torch.equal(outs[0], o) for o in outs[1:])
 
 
-# -- the compiled 3x3 convolution (subpixel._native.conv3x3_pixels, _csrc/conv3x3.c) -------
+# -- the compiled 3x3 convolution (fast._kernels.conv3x3, _csrc/conv3x3.c) ----------------
 
 needs_conv3x3 = pytest.mark.skipif(
-    not _native.conv3x3_available(), reason="subpixel._conv3x3 was not built"
+    not k_conv3x3.available(), reason="subpixel._conv3x3 was not built"
 )
 
 
@@ -719,9 +724,9 @@ def test_conv3x3_equals_conv2d_float64(
         for layout in (torch.channels_last, torch.contiguous_format):
             for n in (1, 2):
                 torch.set_num_threads(n)
-                out = _native.conv3x3_pixels(x.contiguous(memory_format=layout), wt, b)
+                out = k_conv3x3.pixels(x.contiguous(memory_format=layout), wt, b)
                 if dtype == torch.bfloat16:  # the same from pre-rounded weights
-                    again = _native.conv3x3_pixels(x.contiguous(memory_format=layout), wr, b)
+                    again = k_conv3x3.pixels(x.contiguous(memory_format=layout), wr, b)
                     assert again is not None and torch.equal(out, again)
                 assert out is not None and out.shape == (h * w, c_out)
                 assert out.dtype == torch.float32 and out.is_contiguous()
@@ -738,17 +743,17 @@ def test_conv3x3_strided_input_and_declined_arguments() -> None:
     x = big[:, 3:35, 1:20, 2:47]  # no dense layout: (channel, row, pixel) strides as they come
     wt = torch.randn(4, 32, 3, 3, generator=g)
     b = torch.randn(4, generator=g)
-    out = _native.conv3x3_pixels(x, wt, b)
+    out = k_conv3x3.pixels(x, wt, b)
     assert out is not None
     ref = _conv3x3_reference(x, wt, b)
     assert torch.allclose(out.double(), ref, rtol=1e-5, atol=1e-4)
     # not taken (the caller uses F.conv2d): too many outputs, 5x5, float64, batch, mismatch
-    assert _native.conv3x3_pixels(x, torch.randn(17, 32, 3, 3), torch.randn(17)) is None
-    assert _native.conv3x3_pixels(x, torch.randn(4, 32, 5, 5), b) is None
-    assert _native.conv3x3_pixels(x.double(), wt.double(), b.double()) is None
-    assert _native.conv3x3_pixels(torch.randn(2, 32, 4, 4), wt, b) is None
-    assert _native.conv3x3_pixels(x, torch.randn(4, 31, 3, 3), b) is None
-    assert _native.conv3x3_pixels(torch.randn(1, 32, 0, 4), wt, b) is None
+    assert k_conv3x3.pixels(x, torch.randn(17, 32, 3, 3), torch.randn(17)) is None
+    assert k_conv3x3.pixels(x, torch.randn(4, 32, 5, 5), b) is None
+    assert k_conv3x3.pixels(x.double(), wt.double(), b.double()) is None
+    assert k_conv3x3.pixels(torch.randn(2, 32, 4, 4), wt, b) is None
+    assert k_conv3x3.pixels(x, torch.randn(4, 31, 3, 3), b) is None
+    assert k_conv3x3.pixels(torch.randn(1, 32, 0, 4), wt, b) is None
 
 
 @needs_conv3x3
@@ -769,7 +774,7 @@ def test_conv3x3_rows_valid_rows_and_accumulate(c_out: int, isa: int) -> None:
         for accumulate in (False, True):
             canvas = torch.full((16, 40, 20), 5.0)
             out = canvas[1:13, 2:39, 3 : 3 + c_out]
-            assert _native.conv3x3_rows(x, wt, b, out, accumulate=accumulate)
+            assert k_conv3x3.rows(x, wt, b, out, accumulate=accumulate)
             want = ref + (5.0 if accumulate else 0.0)
             assert torch.allclose(out.double(), want, rtol=1e-5, atol=1e-4)
             canvas[1:13, 2:39, 3 : 3 + c_out] = 5.0  # everything else untouched
@@ -777,10 +782,10 @@ def test_conv3x3_rows_valid_rows_and_accumulate(c_out: int, isa: int) -> None:
     finally:
         _conv3x3.set_isa(limit)
     out = torch.empty(12, 37, c_out)
-    assert not _native.conv3x3_rows(x, wt, b, torch.empty(14, 37, c_out))  # rows
-    assert not _native.conv3x3_rows(x.double(), wt, b, out)  # dtype
-    assert not _native.conv3x3_rows(x[:2], wt, b, out[:0])  # < 3 rows
-    assert not _native.conv3x3_rows(x, torch.randn(17, 32, 3, 3), torch.randn(17), out)
+    assert not k_conv3x3.rows(x, wt, b, torch.empty(14, 37, c_out))  # rows
+    assert not k_conv3x3.rows(x.double(), wt, b, out)  # dtype
+    assert not k_conv3x3.rows(x[:2], wt, b, out[:0])  # < 3 rows
+    assert not k_conv3x3.rows(x, torch.randn(17, 32, 3, 3), torch.randn(17), out)
 
 
 @needs_conv3x3
@@ -795,13 +800,13 @@ def test_int8_x2_last_layer_kernel_equals_conv2d_path(
     assert "last layer bf16" in fast.backend
     y = torch.cat([_smooth_image(37, 29, seed=5), _smooth_image(37, 29, seed=6)])
     calls = []
-    kernel = _native.conv3x3_pixels
+    kernel = k_conv3x3.pixels
     with monkeypatch.context() as m:
-        m.setattr(_native, "conv3x3_pixels", lambda *a: calls.append(1) or kernel(*a))
+        m.setattr(k_conv3x3, "pixels", lambda *a: calls.append(1) or kernel(*a))
         out = fast(y)
     assert calls  # the kernel was used
     with monkeypatch.context() as m:
-        m.setattr(_native, "_conv3x3", None)
+        m.setattr(k_conv3x3, "kernel", lambda: None)
         ref = fast(y)
     assert out.shape == ref.shape == (2, 1, 74, 58)
     assert torch.allclose(out, ref, rtol=1e-5, atol=1e-5)
@@ -841,6 +846,6 @@ def test_upscaler_as_on_cuda_equals_plain_pipeline(monkeypatch: pytest.MonkeyPat
     up = FastUpscaler(_Torch(model, _parse(model), torch.device("cpu"), torch.float32))
     rgb = _rgb(13, 17, seed=4)
     with monkeypatch.context() as m:
-        m.setattr(_native, "_pipeline", None)
+        m.setattr(k_pipeline, "kernel", lambda: None)
         out = up(rgb)
     assert _max_level_diff(out, _plain_bt601(model, rgb, 3)) <= 1

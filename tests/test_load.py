@@ -74,7 +74,7 @@ def test_folder_of_120_images_keeps_memory_flat(tmp_path: Path, weights: Path) -
     rss: list[float] = []
 
     def image_fn(job: Job, decoded: object, wrap: object) -> None:
-        up.upscale_file(job.src, job.dst, decoded=decoded, wrap_sink=wrap)  # type: ignore[arg-type]
+        up._upscale_file(job.src, job.dst, decoded=decoded, wrap_sink=wrap)  # type: ignore[arg-type]
         rss.append(rss_mb())
 
     summary = run_jobs(

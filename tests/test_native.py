@@ -1,4 +1,4 @@
-"""The compiled strided copy (``subpixel._native``) against numpy's and PyTorch's own copies.
+"""The compiled strided copy (``subpixel._copy``) against numpy's and PyTorch's own copies.
 
 Random shapes, permutations, slices with negative and non-unit steps, odd item sizes and
 byte-misaligned views; sizes on both sides of the threshold where the copy goes
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from subpixel import _native
+from subpixel import _copy
 
 pytestmark = pytest.mark.skipif(
-    not _native.available(), reason="compiled strided copy not built (no C compiler)"
+    not _copy.available(), reason="compiled strided copy not built (no C compiler)"
 )
 
 DTYPES = ["u1", "<i2", ">f4", "<f8", "<c16", "S3", "V5"]
@@ -40,7 +40,7 @@ def test_copy_array_equals_numpy(dtype: str, big: bool) -> None:
     rng = np.random.default_rng(sum(map(ord, dtype)) + big)
     for _ in range(40 if big else 300):
         view = _random_view(rng, dtype, big)
-        got = _native.copy_array(view)
+        got = _copy.copy_array(view)
         assert got is not None
         want = np.ascontiguousarray(view)
         assert got.flags.c_contiguous and got.dtype == view.dtype and got.shape == view.shape
@@ -50,15 +50,15 @@ def test_copy_array_equals_numpy(dtype: str, big: bool) -> None:
 def test_misaligned_and_zero_sized() -> None:
     raw = np.frombuffer(np.random.default_rng(0).bytes(4 * 1001), dtype=np.uint8)
     view = raw[1:4001].view("<f4").reshape(40, 25)[:, ::3].T  # strides not multiples of 4
-    got = _native.copy_array(view)
+    got = _copy.copy_array(view)
     assert got is not None and got.tobytes() == np.ascontiguousarray(view).tobytes()
     empty = np.zeros((3, 0, 4), np.float32).transpose(2, 0, 1)
-    got = _native.copy_array(empty)
+    got = _copy.copy_array(empty)
     assert got is not None and got.shape == (4, 3, 0)
 
 
 def test_object_arrays_are_left_to_numpy() -> None:
-    assert _native.copy_array(np.array([[1, "a"], [None, 2.0]], dtype=object).T) is None
+    assert _copy.copy_array(np.array([[1, "a"], [None, 2.0]], dtype=object).T) is None
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -69,16 +69,16 @@ def test_copy_into_torch_large(threads: int) -> None:
         # 8 MiB float32 and 16 MiB int64 outputs: pre-mapped (huge pages where possible)
         x = torch.randn(64, 2, 2, 64, 64).permute(0, 3, 1, 4, 2)
         out = torch.empty(x.shape)
-        assert _native.copy_into(out, x)
+        assert _copy.copy_into(out, x)
         assert torch.equal(out, x.contiguous())
         y = torch.randint(-(2**40), 2**40, (2, 1024, 1024), dtype=torch.int64).transpose(1, 2)
         out64 = torch.empty(y.shape, dtype=torch.int64)
-        assert _native.copy_into(out64, y)
+        assert _copy.copy_into(out64, y)
         assert torch.equal(out64, y.contiguous())
         # into a destination with its own strides (channels last)
         z = torch.randn(4, 64, 32, 32)
         dst = torch.empty_like(z, memory_format=torch.channels_last)
-        assert _native.copy_into(dst, z)
+        assert _copy.copy_into(dst, z)
         assert torch.equal(dst, z)
     finally:
         torch.set_num_threads(torch_threads)
@@ -87,6 +87,6 @@ def test_copy_into_torch_large(threads: int) -> None:
 def test_copy_into_refuses_what_it_cannot_copy() -> None:
     x = torch.randn(3, 4, dtype=torch.complex64)
     out = torch.empty(3, 4, dtype=torch.complex64)
-    assert not _native.copy_into(out, x.conj())  # lazy conjugate: the bytes are not the values
-    assert not _native.copy_into(torch.empty(3, 4), x.real.t().contiguous().t()[:, :3])
-    assert not _native.copy_into(torch.empty(3, 4, dtype=torch.float64), x.real)
+    assert not _copy.copy_into(out, x.conj())  # lazy conjugate: the bytes are not the values
+    assert not _copy.copy_into(torch.empty(3, 4), x.real.t().contiguous().t()[:, :3])
+    assert not _copy.copy_into(torch.empty(3, 4, dtype=torch.float64), x.real)

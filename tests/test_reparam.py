@@ -188,10 +188,10 @@ def test_collapsed_weights_round_trip(tmp_path: Path) -> None:
 
 
 def test_fast_path_takes_the_compiled_kernels() -> None:
-    from subpixel import _native
     from subpixel.fast import optimize_for_inference
+    from subpixel.fast._kernels import conv_first, winograd
 
-    if not (_native.conv_first_available() and _native.winograd_simd()):
+    if not (conv_first.available() and winograd.simd()):
         pytest.skip("the compiled Winograd kernels are not built or not supported here")
     net = RepSR(3, features=16, blocks=4)
     randomise(net, std=0.05)

@@ -112,11 +112,15 @@ def test_resume_is_bit_identical_and_skips_corrupt_checkpoint(
     last = run / "checkpoints" / "step-0000025.safetensors"
     last.write_bytes(last.read_bytes()[:100])
     # ... and the temporary files of writes it was killed in (atomic_write_bytes, the plot)
-    stale = [run / ".log.csv.k1ll3d.tmp", run / ".model.md.x.tmp", run / "curves.tmp.png"]
-    stale.append(run / "checkpoints" / ".step-0000030.safetensors.tmp")
+    dead = 999999999  # the pid of the killed run: no such process
+    stale = [run / f".log.csv.{dead}.k1ll3d00.part.csv", run / f".model.md.{dead}.x0000000.part.md"]
+    stale.append(run / f".curves.png.{dead}.abcdefgh.part.png")
+    stale.append(
+        run / "checkpoints" / f".step-0000030.safetensors.{dead}.q1w2e3r4.part.safetensors"
+    )
     for p in stale:
         p.write_bytes(b"partial")
-    keep = run / ".notes.txt.tmp"  # not the run's: left alone
+    keep = run / f".notes.txt.{dead}.abcdefgh.part.txt"  # not the run's: left alone
     keep.write_bytes(b"mine")
     with pytest.warns(UserWarning, match="unreadable checkpoint"):
         train(TrainConfig(**{**cfg.__dict__, "resume": True}))
@@ -125,6 +129,35 @@ def test_resume_is_bit_identical_and_skips_corrupt_checkpoint(
     for k in expected:
         assert torch.equal(got[k], expected[k]), k
     assert not any(p.exists() for p in stale) and keep.exists()
+
+
+def test_photo_degradation_resumes_bit_identically_and_is_on_the_card(
+    tmp_path: Path, one_thread: object
+) -> None:
+    ref = config(tmp_path / "a", steps=12, degradation="photo")
+    train(ref)
+    expected = load_file(str(Path(ref.out) / "model.safetensors"))
+    cfg = config(tmp_path / "b", steps=12, degradation="photo")
+    train(cfg)
+    run = Path(cfg.out)
+    for p in (run / "checkpoints").iterdir():  # died after step 5
+        if int(p.stem.split("-")[1]) > 5:
+            p.unlink()
+    (run / "model.safetensors").unlink()
+    train(TrainConfig(**{**cfg.__dict__, "resume": True}))
+    got = load_file(str(run / "model.safetensors"))
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+    assert "random photo degradation" in (run / "model.md").read_text()
+    clean = config(tmp_path / "c", steps=12)
+    train(clean)
+    other = load_file(str(Path(clean.out) / "model.safetensors"))
+    assert any(not torch.equal(other[k], expected[k]) for k in expected)  # other LR inputs
+    resumed_clean = TrainConfig(**{**cfg.__dict__, "resume": True, "degradation": "clean"})
+    (run / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"different settings.*degradation"):
+        train(resumed_clean)
+    with pytest.raises(ValueError, match="unknown degradation"):
+        config(tmp_path / "d", degradation="film")
 
 
 def test_resume_with_other_settings_is_refused(tmp_path: Path, one_thread: object) -> None:

@@ -350,9 +350,9 @@ def test_scale_rules(tmp_path: Path) -> None:
 
 
 def test_default_weights_missing_or_present() -> None:
-    from subpixel.models import default_weights_path
+    from subpixel.bundled import weights_path
 
-    if default_weights_path("espcn", 3).exists():
+    if weights_path("espcn", 3).exists():
         assert upscale(np.zeros((4, 4), np.uint8)).shape == (12, 12)
     else:
         with pytest.raises(WeightsError, match="bundled"):
@@ -548,12 +548,12 @@ def test_rgb8_route_agrees_with_float_route(
     scale: int, chroma: str, native: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """uint8 RGB skips the float blocks; tiled or not, within one level of the float path."""
-    from subpixel import _native
+    from subpixel.fast._kernels import pipeline as k_pipeline
 
-    if native and not _native.pipeline_available():
+    if native and not k_pipeline.available():
         pytest.skip("subpixel._pipeline was not built")
     if not native:
-        monkeypatch.setattr(_native, "_pipeline", None)
+        monkeypatch.setattr(k_pipeline, "kernel", lambda: None)
     rng = np.random.default_rng(10 + scale)
     smooth = np.kron(rng.integers(0, 256, (12, 15, 3)), np.ones((5, 5, 1)))
     img = np.clip(smooth + rng.normal(0, 20, smooth.shape), 0, 255).astype(np.uint8)  # 60×75

@@ -1,4 +1,4 @@
-"""The compiled Winograd F(4×4, 3×3) convolution (``subpixel._native.Winograd3x3``,
+"""The compiled Winograd F(4×4, 3×3) convolution (``subpixel.fast._kernels.winograd.Winograd3x3``,
 _csrc/winograd.c) against ``torch.nn.functional.conv2d`` in float64.
 
 Every instruction-set copy (on CPUs that have it), input channels 16-64, output channels
@@ -17,11 +17,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from subpixel import _native
+from subpixel.fast._kernels import winograd
 
-pytestmark = pytest.mark.skipif(
-    not _native.winograd_available(), reason="subpixel._winograd was not built"
-)
+pytestmark = pytest.mark.skipif(not winograd.available(), reason="subpixel._winograd was not built")
 
 
 def _reference(x: torch.Tensor, wt: torch.Tensor, b: torch.Tensor, relu: bool) -> torch.Tensor:
@@ -69,7 +67,7 @@ def test_equals_conv2d_float64(isa_module: Any, isa: int, case: tuple[int, ...])
     g = torch.Generator().manual_seed(sum(case) * 10 + isa)
     wt = torch.randn(c_out, c_in, 3, 3, generator=g)
     b = torch.randn(c_out, generator=g)
-    conv = _native.Winograd3x3.create(wt, b)
+    conv = winograd.Winograd3x3.create(wt, b)
     assert conv is not None
     for relu in (False, True):
         x = torch.randn(rows, width, c_in, generator=g)
@@ -83,7 +81,7 @@ def test_slices_in_and_out_and_untouched_rest() -> None:
     """Input rows and pixels with gaps, output written into a window of a larger tensor."""
     g = torch.Generator().manual_seed(7)
     wt, b = torch.randn(9, 32, 3, 3, generator=g), torch.randn(9, generator=g)
-    conv = _native.Winograd3x3.create(wt, b)
+    conv = winograd.Winograd3x3.create(wt, b)
     assert conv is not None
     big_in = torch.randn(30, 50, 40, generator=g)
     x = big_in[3:21:2, 5:45:2, 4:36]  # row stride 2·50·40, pixel stride 80, channels unit
@@ -101,7 +99,7 @@ def test_slices_in_and_out_and_untouched_rest() -> None:
 def test_accumulate_adds_to_out_before_relu(c_out: int) -> None:
     g = torch.Generator().manual_seed(c_out)
     wt, b = torch.randn(c_out, 32, 3, 3, generator=g), torch.randn(c_out, generator=g)
-    conv = _native.Winograd3x3.create(wt, b)
+    conv = winograd.Winograd3x3.create(wt, b)
     assert conv is not None
     x = torch.randn(11, 29, 32, generator=g)
     start = 20 * torch.randn(9, 29, c_out, generator=g)
@@ -117,7 +115,7 @@ def test_thread_counts_agree_bit_for_bit() -> None:
     """Each tile is computed the same way whichever thread takes it."""
     g = torch.Generator().manual_seed(3)
     wt, b = torch.randn(32, 64, 3, 3, generator=g), torch.randn(32, generator=g)
-    conv = _native.Winograd3x3.create(wt, b)
+    conv = winograd.Winograd3x3.create(wt, b)
     assert conv is not None
     x = torch.randn(66, 150, 64, generator=g)
     outs = []
@@ -130,10 +128,10 @@ def test_thread_counts_agree_bit_for_bit() -> None:
 
 def test_declines_what_it_does_not_take() -> None:
     g = torch.Generator().manual_seed(0)
-    assert _native.Winograd3x3.create(torch.randn(4, 8, 3, 3), torch.randn(4)) is None  # c_in
-    assert _native.Winograd3x3.create(torch.randn(4, 16, 5, 5), torch.randn(4)) is None  # 5×5
-    assert _native.Winograd3x3.create(torch.randn(4, 16, 3, 3), torch.randn(5)) is None  # bias
-    conv = _native.Winograd3x3.create(torch.randn(4, 16, 3, 3, generator=g), torch.zeros(4))
+    assert winograd.Winograd3x3.create(torch.randn(4, 8, 3, 3), torch.randn(4)) is None  # c_in
+    assert winograd.Winograd3x3.create(torch.randn(4, 16, 5, 5), torch.randn(4)) is None  # 5×5
+    assert winograd.Winograd3x3.create(torch.randn(4, 16, 3, 3), torch.randn(5)) is None  # bias
+    conv = winograd.Winograd3x3.create(torch.randn(4, 16, 3, 3, generator=g), torch.zeros(4))
     assert conv is not None
     x = torch.randn(6, 5, 16)
     out = torch.full((4, 5, 4), 3.0)

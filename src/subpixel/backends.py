@@ -56,9 +56,9 @@ import torch
 from torch import nn
 
 from subpixel._upscale.pipeline import Pipeline
-from subpixel.fast import CHROMA_MODES, FastESPCN, optimize_for_inference
+from subpixel.fast import CHROMA_MODES, FastESPCN, FastUpscaler, optimize_for_inference
+from subpixel.fast._kernels import Built
 from subpixel.fast._net import _parse
-from subpixel.fast._opencv import opencv_kernel
 from subpixel.fast._torch import _Torch
 
 __all__ = [
@@ -66,10 +66,12 @@ __all__ = [
     "INT8_SLOWER_SCALES",
     "PRECISIONS",
     "Backend",
+    "Built",
     "Choice",
     "CpuCaps",
     "Request",
     "choose",
+    "fast_upscaler_for",
 ]
 
 #: What ``precision=`` accepts: ``"auto"`` (exact fp32, or bf16 where the CPU has AMX),
@@ -126,13 +128,18 @@ INT8_SLOWER_SCALES: dict[str, frozenset[int]] = {"amx": frozenset({2}), "other":
 
 @dataclass(frozen=True)
 class Request:
-    """What is to run: the model, its pipeline, the device, the precision, the CPU."""
+    """What is to run: the model, its pipeline, the device, the precision, the CPU.
+
+    ``kernels`` (the compiled kernels that run here, :class:`Built`) is read once, like
+    ``caps``; the chosen network and the colour path use exactly those (tests inject both).
+    """
 
     model: nn.Module
     pipeline: Pipeline = field(default_factory=Pipeline)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "auto"
     caps: CpuCaps = field(default_factory=CpuCaps.detect)
+    kernels: Built = field(default_factory=Built.detect)
 
     @functools.cached_property
     def unparsed(self) -> str | None:
@@ -210,7 +217,7 @@ class _CpuInt8:
         return req.unparsed
 
     def build(self, req: Request) -> FastESPCN | None:
-        return optimize_for_inference(req.model, precision="int8")
+        return optimize_for_inference(req.model, precision="int8", kernels=req.kernels)
 
 
 class _CpuFp32:
@@ -225,7 +232,7 @@ class _CpuFp32:
         return req.unparsed
 
     def build(self, req: Request) -> FastESPCN | None:
-        return optimize_for_inference(req.model)
+        return optimize_for_inference(req.model, kernels=req.kernels)
 
 
 class _Reference:
@@ -253,6 +260,12 @@ class Choice:
     declined: tuple[tuple[str, str], ...]
     fused: str | None  # why 8-bit RGB does not take the fused uint8 kernel; None: it does
     pipeline: Pipeline
+    built: Built  # the compiled kernels the network and the colour path use (Request.kernels)
+
+    @property
+    def colour_compiled(self) -> bool:
+        """Whether the paper's fused colour stages run compiled (else the same in PyTorch)."""
+        return self.net is not None and self.net.device.type == "cpu" and self.built.pipeline
 
     @property
     def kernels(self) -> str:
@@ -266,8 +279,12 @@ class Choice:
         p = self.pipeline
         if self.fused is None and p.opencv_exact:
             colour = f"fused uint8 kernel with OpenCV's integer steps ({p.color}, {p.chroma})"
-        elif self.fused is None:
+        elif self.fused is None and self.colour_compiled:
             colour = f"fused uint8 RGB kernel ({p.color}, {p.chroma} chroma)"
+        elif self.fused is None:
+            on_cpu = self.net is not None and self.net.device.type == "cpu"
+            why = "subpixel._pipeline was not built" if on_cpu else "its kernel runs on the CPU"
+            colour = f"fused uint8 RGB steps in PyTorch ({p.color}, {p.chroma} chroma): {why}"
         elif p.opencv_exact:
             colour = f"OpenCV's uint8 steps ({p.color}, {p.chroma} chroma): {self.fused}"
         else:
@@ -283,7 +300,7 @@ def _fused_declines(req: Request, net: FastESPCN | None) -> str | None:
     if req.pipeline.opencv_exact:
         if net.device.type != "cpu":
             return "OpenCV's fused steps run on the CPU"
-        if opencv_kernel() is None:
+        if not req.kernels.opencv_levels:
             return "the compiled kernel subpixel._opencv_levels was not built"
         return None
     if req.pipeline.chroma not in CHROMA_MODES:
@@ -317,6 +334,7 @@ def choose(req: Request, backends: tuple[Backend, ...] = BACKENDS) -> Choice:
             tuple(declined),
             _fused_declines(req, net),
             req.pipeline,
+            req.kernels,
         )
     raise ValueError("no backend can run this model")  # the reference takes any model
 
@@ -324,3 +342,34 @@ def choose(req: Request, backends: tuple[Backend, ...] = BACKENDS) -> Choice:
 def _slower(declined: list[tuple[str, str]], req: Request) -> bool:
     """Whether the asked precision declined only for being slower (fp32 then runs)."""
     return any(n.endswith(req.precision) and "slower" in w for n, w in declined)
+
+
+def fast_upscaler_for(
+    model: nn.Module,
+    pipeline: Pipeline | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+) -> FastUpscaler | None:
+    """The :class:`~subpixel.fast.FastUpscaler` around the network :func:`choose` takes.
+
+    ``None`` where that is the model's own layers (the ``reference`` backend: a model that
+    is not ESPCN-like), which compute the same thing more slowly; ``"int8"`` (or
+    ``"bf16"``) on a model it cannot run raises instead.
+
+    Raises:
+        ValueError: unknown precision, or an approximate one for a model or device it
+            cannot run.
+
+    Example:
+        >>> from subpixel.models.espcn import ESPCN
+        >>> fast_upscaler_for(ESPCN(2)).net.backend.startswith("cpu-")
+        True
+        >>> fast_upscaler_for(ESPCN(2, channels=3)) is None
+        True
+    """
+    req = Request(model, device=torch.device(device), precision=precision)
+    choice = choose(req)
+    if choice.net is None:
+        return None
+    return FastUpscaler(choice.net, pipeline=pipeline, kernels=req.kernels)

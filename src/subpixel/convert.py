@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from subpixel.layers import PixelShuffle, _SubPixelConvNd
-from subpixel.ops import ShuffleSpec, convert_order
+from subpixel.ops import TORCH_ORDERS, ShuffleSpec, convert_order
 
 __all__ = [
     "ConvTransposeAsSubPixel",
@@ -63,7 +63,6 @@ _CONVS: dict[int, type[nn.Conv1d] | type[nn.Conv2d] | type[nn.Conv3d]] = {
     2: nn.Conv2d,
     3: nn.Conv3d,
 }
-_TORCH_ORDERS = {1: "cw", 2: "chw", 3: "cdhw"}
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -221,7 +220,7 @@ class ConvTransposeAsSubPixel(nn.Module):
         super().__init__()
         n = len(stride)
         self.conv = conv
-        self.shuffle = PixelShuffle(tuple(stride), order=_TORCH_ORDERS[n])
+        self.shuffle = PixelShuffle(tuple(stride), order=TORCH_ORDERS[n])
         self.in_channels: int = conv.in_channels
         self.out_channels: int = out_channels
         self.groups: int = conv.groups
@@ -536,7 +535,7 @@ def _from_subpixel_conv(m: _SubPixelConvNd) -> TransposedConv:
             f"kernel_size - 1 for kernel {kernel}, which would need a negative padding"
         )
     spec = ShuffleSpec.make(m.factor, m.order)
-    torch_order = _TORCH_ORDERS[n]
+    torch_order = TORCH_ORDERS[n]
     channels = conv.out_channels // spec.block
     groups = conv.groups
     group_of = torch.arange(conv.out_channels) // (conv.out_channels // groups)

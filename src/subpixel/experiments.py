@@ -39,12 +39,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from subpixel import __version__
+from subpixel._files import atomic_write_bytes
 from subpixel._progress import progress_bar
 from subpixel.checkerboard import checkerboard_score
 from subpixel.idx import load_mnist
 from subpixel.models import get_model
 from subpixel.models.autoencoder import UPSAMPLERS
-from subpixel.serialization import atomic_write_bytes, save_weights
+from subpixel.serialization import save_weights
 
 __all__ = [
     "DATASETS",

@@ -24,11 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from subpixel.ops import Factor, ShuffleSpec, convert_order
+from subpixel.ops import TORCH_ORDERS, Factor, ShuffleSpec, convert_order
 
 __all__ = ["icnr_"]
-
-_TORCH_ORDER = {1: "cw", 2: "chw", 3: "cdhw"}
 
 
 def _spec_for(weight: torch.Tensor, factor: Factor, order: str | None) -> ShuffleSpec:
@@ -36,13 +34,13 @@ def _spec_for(weight: torch.Tensor, factor: Factor, order: str | None) -> Shuffl
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"weight must be a torch.Tensor, got {type(weight).__name__}")
     n = weight.ndim - 2
-    if n not in _TORCH_ORDER:
+    if n not in TORCH_ORDERS:
         raise ValueError(
             f"weight of shape {tuple(weight.shape)} is not a 1-, 2- or 3-D convolution weight "
             "(C_out, C_in/groups, *kernel)"
         )
     if order is None:
-        order = _TORCH_ORDER[n]
+        order = TORCH_ORDERS[n]
     if isinstance(factor, int) and not isinstance(factor, bool):
         factor = (factor,) * n
     spec = ShuffleSpec.make(factor, order)
@@ -108,7 +106,7 @@ def icnr_(
     spec = _spec_for(weight, factor, order)
     n = spec.ndim
     channels = weight.shape[0] // spec.block
-    torch_order = _TORCH_ORDER[n]
+    torch_order = TORCH_ORDERS[n]
     with torch.no_grad():
         sub = torch.empty((channels, *weight.shape[1:]), dtype=weight.dtype, device=weight.device)
         initializer(sub)

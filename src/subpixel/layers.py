@@ -10,6 +10,7 @@ from torch import nn
 
 from subpixel.init import icnr_
 from subpixel.ops import (
+    TORCH_ORDERS,
     DataFormat,
     Factor,
     ShuffleSpec,
@@ -78,7 +79,6 @@ class PixelUnshuffle(_Shuffle):
 
 # --- Sub-pixel convolution layers (conv -> shuffle [-> blur]) --------------------------------
 
-_TORCH_ORDERS = {1: "cw", 2: "chw", 3: "cdhw"}
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 _INITS = ("icnr", "default")
 
@@ -123,7 +123,7 @@ class Blur(nn.Module):
         super().__init__()
         if ndim is None:
             ndim = 2 if isinstance(factor, int) else len(tuple(factor))
-        if ndim not in _TORCH_ORDERS:
+        if ndim not in TORCH_ORDERS:
             raise ValueError(f"Blur: ndim must be 1, 2 or 3, got {ndim}")
         factors = _factor_tuple(factor, ndim, "Blur")
         if any(not isinstance(f, int) or isinstance(f, bool) or f < 1 for f in factors):
@@ -186,7 +186,7 @@ class _SubPixelConvNd(nn.Module):
         if init not in _INITS:
             raise ValueError(f"{name}: init must be one of {_INITS}, got {init!r}")
         factors = _factor_tuple(factor, n, name)
-        spec = ShuffleSpec.make(factors, _TORCH_ORDERS[n] if order is None else order)
+        spec = ShuffleSpec.make(factors, TORCH_ORDERS[n] if order is None else order)
         if spec.ndim != n:
             raise ValueError(f"{name}: order {order!r} is not an order for {n} spatial axes")
         self.in_channels = in_channels
@@ -227,7 +227,7 @@ class _SubPixelConvNd(nn.Module):
         # convert_order with src=order, dst=torch: position c·∏r + offset holds the group of
         # the channel that the shuffle sends to (c, offset).
         as_torch = convert_order(
-            group_of, spec.factors, src=spec.order, dst=_TORCH_ORDERS[spec.ndim]
+            group_of, spec.factors, src=spec.order, dst=TORCH_ORDERS[spec.ndim]
         )
         blocks = as_torch.view(self.out_channels, spec.block)
         return bool((blocks == blocks[:, :1]).all())

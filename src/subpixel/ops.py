@@ -43,10 +43,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from subpixel import _native
+from subpixel import _copy
 
 __all__ = [
     "ORDER_ALIASES",
+    "TORCH_ORDERS",
     "ShuffleSpec",
     "convert_order",
     "order_permutation",
@@ -87,6 +88,11 @@ def _alias_to_order(rule: str, ndim: int) -> str:
         "c+reversed": "c" + spatial[::-1],
         "reversed+c": spatial[::-1] + "c",
     }[rule]
+
+
+#: PyTorch's order (``nn.PixelShuffle``'s; alias ``"torch"``) by number of spatial axes:
+#: ``{1: "cw", 2: "chw", 3: "cdhw"}``. The one table; layers, ICNR and the converter use it.
+TORCH_ORDERS: dict[int, str] = {n: _alias_to_order("c+spatial", n) for n in _SPATIAL_LETTERS}
 
 
 @lru_cache(maxsize=256)
@@ -390,11 +396,11 @@ def _apply_torch(
     if not _fast_path_ok(x) or x.numel() < 1 << 16:
         return x.reshape(view).permute(perm).reshape(out)
     src = x.reshape(view).permute(perm)  # only splits dimensions: always a view
-    if _native.available():
+    if _copy.available():
         if src.is_contiguous():  # nothing moves (factor 1, or order "wc" channels last)
             return src.reshape(out)
         dst = torch.empty(src.shape, dtype=x.dtype)
-        if _native.copy_into(dst, src):
+        if _copy.copy_into(dst, src):
             return dst.view(out)
     if (
         not first
@@ -427,7 +433,7 @@ def _shuffle_any(
         view, perm, out = plan
         permuted = np.transpose(x.reshape(view), perm)
         if permuted.size >= 1 << 16 and not permuted.flags.c_contiguous:
-            copied = _native.copy_array(permuted)
+            copied = _copy.copy_array(permuted)
             if copied is not None:
                 return copied.reshape(out)
         return np.ascontiguousarray(permuted).reshape(out)

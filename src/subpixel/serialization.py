@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,25 +28,17 @@ from typing import Any
 
 import torch
 
+from subpixel._files import atomic_write_bytes
+
 __all__ = [
     "WeightsError",
     "WeightsMeta",
-    "atomic_write_bytes",
     "load_weights",
     "read_weights_meta",
     "save_weights",
 ]
 
 _MAX_HEADER = 100 * 1024 * 1024
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # read once: os.umask is process-wide and not thread-safe
 
 
 class WeightsError(ValueError):
@@ -166,38 +157,6 @@ def load_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
     except Exception as exc:
         raise WeightsError(f"{path}: corrupt .safetensors file ({exc})") from exc
     return tensors, _meta(path, raw)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename.
-
-    On failure (disk full, quota...) the temporary file is removed, an existing ``path`` is
-    left as it was, and the ``OSError`` names ``path`` (same ``errno``).
-    """
-    p = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    except OSError as exc:
-        raise _write_error(p, exc) from None
-    os.chmod(tmp, 0o666 & ~_UMASK)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _write_error(p, exc) from None
-        raise
-
-
-def _write_error(path: Path, exc: OSError) -> OSError:
-    """``OSError("<path>: cannot write (<reason>)")`` with ``exc``'s errno."""
-    err = OSError(f"{path}: cannot write ({exc.strerror or exc})")
-    err.errno = exc.errno
-    return err
 
 
 def save_weights(

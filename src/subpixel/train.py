@@ -38,11 +38,13 @@ import torch.distributed as dist
 from torch import nn
 
 from subpixel import __version__
+from subpixel._files import atomic_path, atomic_write_bytes, output_of, remove_stale_temps
 from subpixel._progress import progress_bar
 from subpixel.data import PatchSampler, find_images, load_image
+from subpixel.degrade import CLEAN, preset
 from subpixel.evaluate import evaluate_images
 from subpixel.models import get_model
-from subpixel.serialization import WeightsError, atomic_write_bytes, load_weights, save_weights
+from subpixel.serialization import WeightsError, load_weights, save_weights
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
@@ -76,6 +78,7 @@ class TrainConfig:
     init_from: str | None = None
     ema: float = 0.0
     finetune_mse_fraction: float = 0.0
+    degradation: str = "clean"
     resume: bool = False
     progress: bool = True
     command: str = ""
@@ -95,6 +98,7 @@ class TrainConfig:
             raise ValueError(f"unknown loss {self.loss!r}; choose from {sorted(_LOSSES)}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1) (0: off), got {self.ema}")
+        preset(self.degradation)  # raises for an unknown name
         if not 0.0 <= self.finetune_mse_fraction < 1.0:
             raise ValueError(
                 f"finetune_mse_fraction must be in [0, 1), got {self.finetune_mse_fraction}"
@@ -135,7 +139,11 @@ class TrainResult:
 
 
 #: Options added after checkpoints were first written, with their defaults (off).
-_LATER_OPTIONS: dict[str, Any] = {"ema": 0.0, "finetune_mse_fraction": 0.0}
+_LATER_OPTIONS: dict[str, Any] = {
+    "ema": 0.0,
+    "finetune_mse_fraction": 0.0,
+    "degradation": "clean",
+}
 
 _LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mse": nn.functional.mse_loss,
@@ -309,13 +317,8 @@ def _load_latest_checkpoint(run_dir: Path) -> _Restored | None:
 
     Temporary files left by a run killed while writing are removed first.
     """
-    stale = [*(run_dir / "checkpoints").glob(".step-*.tmp"), run_dir / "curves.tmp.png"]
-    # atomic_write_bytes's temporaries of the run's own files: ".log.csv.<random>.tmp", ...
-    stale += [
-        p for p in run_dir.glob(".*.tmp") if any(p.name.startswith(f".{f}.") for f in _RUN_FILES)
-    ]
-    for path in stale:
-        path.unlink(missing_ok=True)
+    checkpoints = (run_dir / "checkpoints").glob(".step-*.part.safetensors")
+    remove_stale_temps([*(run_dir / f for f in _RUN_FILES), *map(output_of, checkpoints)])
     for _, path in reversed(_checkpoints(run_dir)):
         try:
             tensors, meta = load_weights(path)
@@ -425,10 +428,9 @@ def _plot(path: Path, rows: list[dict[str, Any]]) -> None:
     if ax[1].lines:
         ax[1].legend()
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(path, parents=False, what="the plot") as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _model_card(
@@ -446,6 +448,7 @@ def _model_card(
         "scale": cfg.scale,
         "parameters": params,
         "data": list(cfg.data),
+        "degradation": cfg.degradation,
         "validation": list(cfg.val),
         "command": commands[0] if commands else cfg.command,
         "commands": commands,
@@ -461,6 +464,13 @@ def _model_card(
     }
 
 
+_DEGRADATION_WORDS = {
+    "clean": "MATLAB bicubic downscaling (the SR protocol)",
+    "photo": "random photo degradation (`subpixel.degrade.PHOTO`: blur, downscaler, noise, "
+    "JPEG 30-95)",
+}
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """The model card as Markdown (what ``model.md`` holds)."""
     lines = [
@@ -469,6 +479,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- parameters: {card['parameters']:,}",
         f"- config: `{json.dumps(card['config'], sort_keys=True)}`",
         f"- training data: {', '.join(card['data'])}",
+        f"- LR inputs: {_DEGRADATION_WORDS.get(card.get('degradation', 'clean'), '?')}",
         f"- steps: {card['steps']} (batch {card['batch_size']}, LR patch {card['patch']}), "
         f"{card['seconds'] / 60:.1f} min on {card['device']}",
         f"- torch {card['torch']}, subpixel {card['subpixel']}",
@@ -531,9 +542,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     restored = _load_latest_checkpoint(run_dir) if cfg.resume else None
     if restored is not None:
         if restored.identity != cfg.identity():
-            diff = sorted(
-                k for k in cfg.identity() if cfg.identity()[k] != restored.identity.get(k)
-            )
+            now, then = cfg.identity(), restored.identity
+            diff = sorted(k for k in {*now, *then} if now.get(k) != then.get(k))
             raise ValueError(
                 f"{restored.path}: the run was started with different settings "
                 f"({', '.join(diff)}); resume with the original command"
@@ -569,8 +579,14 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     images = [load_image(p) for p in find_images(cfg.data)]
     y_only = getattr(model, "channels", 1) == 1
+    degradation = preset(cfg.degradation)
     sampler = PatchSampler(
-        images, scale=cfg.scale, patch=cfg.patch, augment_scales=cfg.augment_scales, y_only=y_only
+        images,
+        scale=cfg.scale,
+        patch=cfg.patch,
+        augment_scales=cfg.augment_scales,
+        y_only=y_only,
+        degradation=None if degradation == CLEAN else degradation,  # CLEAN: the cached LR
     )
     del images
     val_sets = _load_val(cfg.val) if rank == 0 and cfg.val else {}

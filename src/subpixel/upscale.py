@@ -43,8 +43,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from subpixel._files import atomic_path, check_output
+from subpixel._upscale.compare import compare_path
 from subpixel._upscale.engine import DEFAULT_TILE, Engine
-from subpixel._upscale.files import atomic_path
 from subpixel._upscale.images import (
     IMAGE_EXTENSIONS,
     Decoded,
@@ -92,18 +93,21 @@ def load_upscaling_model(
     """The model and :class:`Pipeline` for ``weights``.
 
     Args:
-        weights: ``"DEFAULT"`` (the bundled ESPCN weights for ``scale``), a ``.safetensors``
-            path (any registered model; never unpickled), an OpenCV ``dnn_superres``
-            TensorFlow graph (``ESPCN_x3.pb``, ``FSRCNN_x2.pb``...: imported on the fly, with
-            OpenCV's processing, as ``subpixel import-opencv`` would), or an ``nn.Module``.
-        scale: the factor; ``None`` means 3 for ``"DEFAULT"``, the file's own factor for a
-            path, the model's for a module. A file or module of another factor is refused.
+        weights: the name of bundled weights (``"DEFAULT"``, ``"espcn"``...:
+            :mod:`subpixel.bundled`) for ``scale``, a ``.safetensors`` path (any registered
+            model; never unpickled), an OpenCV ``dnn_superres`` TensorFlow graph
+            (``ESPCN_x3.pb``, ``FSRCNN_x2.pb``...: imported on the fly, with OpenCV's
+            processing, as ``subpixel import-opencv`` would), or an ``nn.Module``.
+        scale: the factor; ``None`` means the bundle's default factor (3, faces 4) for a
+            name, the file's own factor for a path, the model's for a module. A file or
+            module of another factor is refused.
 
     Raises:
         WeightsError: missing, corrupt, pickled or mismatched weights (a ``ValueError``).
         ValueError: a module whose factor differs from ``scale``.
     """
-    from subpixel.models import default_weights_path, get_model
+    from subpixel.bundled import find, weights_path
+    from subpixel.models import get_model
 
     if isinstance(weights, nn.Module):
         model_scale = getattr(weights, "scale", None)
@@ -111,10 +115,7 @@ def load_upscaling_model(
             raise ValueError(f"the model upscales ×{model_scale}, asked for scale={scale}")
         return weights, Pipeline()
     options = {} if scale is None else {"scale": scale}
-    if isinstance(weights, str) and weights.upper() == "DEFAULT":
-        model = get_model("espcn", weights="DEFAULT", scale=scale or 3)
-        return model, read_pipeline(default_weights_path("espcn", scale or 3))
-    path = Path(weights)
+    path = weights_path(str(weights), scale) if find(weights) is not None else Path(weights)
     if path.suffix.lower() == ".pb":
         return _import_opencv_graph(path, scale)
     if path.suffix.lower() in (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"):
@@ -321,17 +322,12 @@ class Upscaler:
         overwrite: bool = False,
         compare: bool = False,
         reference: str | os.PathLike[str] | None = None,
-        decoded: Decoded | None = None,
-        wrap_sink: Callable[[Sink], Sink] | None = None,
     ) -> Path:
         """Upscale the image file ``src`` into ``dst`` (format from ``dst``'s extension).
 
         The output is streamed strip by strip (PNG never holds the whole output in
         memory) and written atomically; ``src`` is never modified. With ``compare``, also
         writes ``<dst stem>.compare.png`` beside ``dst`` (see :func:`compare_path`).
-
-        ``decoded`` (the already decoded ``src``) and ``wrap_sink`` (wraps the encoder, e.g.
-        in a thread) are for batch runs.
 
         Returns:
             ``dst`` as a ``Path``.
@@ -342,15 +338,31 @@ class Upscaler:
             ValueError: ``dst`` is ``src``, or its extension is not an image format.
             OSError: ``dst`` cannot be written.
         """
+        return self._upscale_file(
+            src, dst, overwrite=overwrite, compare=compare, reference=reference
+        )
+
+    def _upscale_file(
+        self,
+        src: str | os.PathLike[str],
+        dst: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        compare: bool = False,
+        reference: str | os.PathLike[str] | None = None,
+        decoded: Decoded | None = None,
+        wrap_sink: Callable[[Sink], Sink] | None = None,
+    ) -> Path:
+        """:meth:`upscale_file` with a batch run's plumbing (``subpixel upscale``'s jobs).
+
+        ``decoded``: ``src`` already decoded (ahead, in another thread); ``wrap_sink``:
+        wraps the encoder (e.g. in a thread of its own).
+        """
         from subpixel._upscale.compare import make_figure, window_for
-        from subpixel._upscale.files import same_file
 
         src_p, dst_p = Path(src), Path(dst)
         fmt = output_format(dst_p)
-        if same_file(src_p, dst_p):
-            raise ValueError(f"{dst_p}: the output would overwrite the input")
-        if dst_p.exists() and not overwrite:
-            raise FileExistsError(f"{dst_p}: exists (use --overwrite / overwrite=True)")
+        check_output(src_p, dst_p, overwrite=overwrite)
         if decoded is None:
             decoded = read_image(src_p, max_pixels=self.max_pixels)
         ref = None
@@ -428,14 +440,10 @@ class Upscaler:
             result = up.upscale_video("clip.mp4", "clip_x2.mp4")
             print(result.frames, result.fps)
         """
-        from subpixel._upscale.files import same_file
         from subpixel._upscale.video import upscale_video
 
         src_p, dst_p = Path(src), Path(dst)
-        if same_file(src_p, dst_p):
-            raise ValueError(f"{dst_p}: the output would overwrite the input")
-        if dst_p.exists() and not overwrite:
-            raise FileExistsError(f"{dst_p}: exists (use --overwrite / overwrite=True)")
+        check_output(src_p, dst_p, overwrite=overwrite)
         return upscale_video(
             self.engine,
             src_p,
@@ -446,12 +454,6 @@ class Upscaler:
             progress=progress,
             on_frames=on_frames,
         )
-
-
-def compare_path(dst: str | os.PathLike[str]) -> Path:
-    """Where the comparison figure of output ``dst`` goes: ``out/a.png`` → ``out/a.compare.png``."""
-    p = Path(dst)
-    return p.with_name(f"{p.stem}.compare.png")
 
 
 def upscale(

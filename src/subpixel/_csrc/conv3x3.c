@@ -6,9 +6,10 @@
  *
  * subpixel._conv3x3.conv(...) computes, for every pixel (y, x) and output channel o,
  *   out[y, x, o] = bias[o] + sum_{c, dy, dx} in[y + dy - 1, x + dx - 1, c] . wt[o, c, dy, dx]
- * with zeros outside the image (padding 1). `in` (float32 or bfloat16) and `out` (float32),
- * any strides
- * (in elements); the weights are (c_out, c_in, 3, 3) contiguous, c_out <= MAX_COUT.
+ * with zeros outside the image (padding 1). `in` (float32, or bfloat16 passed as 16-bit
+ * integers) and `out` (float32), any strides; the weights are (c_out, c_in, 3, 3)
+ * contiguous, c_out <= MAX_COUT. All are Python buffers (numpy arrays), checked against each
+ * other (buffers.h): a wrong shape, format or layout raises ValueError.
  *
  * Method: each thread takes a band of output rows. The input rows it needs are transposed,
  * one row at a time, into a ring of three planar rows (c_in, wpad), zero-padded left and
@@ -34,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buffers.h"
 #include "parallel.h"
 
 #define MAX_COUT 16
@@ -423,94 +425,127 @@ static int run_threads(const Conv *p, int threads, int isa) {
 
 /* ---- Python ------------------------------------------------------------------------ */
 
-static PyObject *py_conv(PyObject *self, PyObject *args) {
+static PyObject *py_conv(PyObject *self, PyObject *args, PyObject *kwargs) {
     (void)self;
-    unsigned long long in, out, wt, bias;
-    long long in_rs, in_ps, in_cs, out_rs, out_ps, out_cs, h, w;
-    int cin, cout, threads, bf16, valid = 0, accumulate = 0;
-    if (!PyArg_ParseTuple(args, "KpLLLKLLLLLiiKKi|pp", &in, &bf16, &in_rs, &in_ps, &in_cs, &out,
-                          &out_rs, &out_ps, &out_cs, &h, &w, &cin, &cout, &wt, &bias,
-                          &threads, &valid, &accumulate))
+    static char *names[] = {"in", "bf16", "out", "weight", "bias", "threads", "valid",
+                            "accumulate", NULL};
+    PyObject *o_in, *o_out, *o_wt, *o_bias;
+    int threads, bf16, valid = 0, accumulate = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OpOOOi|pp", names, &o_in, &bf16, &o_out,
+                                     &o_wt, &o_bias, &threads, &valid, &accumulate))
         return NULL;
     if (valid && bf16) {
         PyErr_SetString(PyExc_ValueError, "conv: valid rows are for float32 input");
         return NULL;
     }
+    SpBuf b[4];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
+    int64_t ist[3], ost[3];
+    /* in: (rows, w, c_in) float32, or bfloat16 as 16-bit integers; out (h, w, c_out) */
+    if (sp_get(o_in, &b[0], 3, bf16 ? "hH" : "f", 0, 0, "in") ||
+        sp_get(o_out, &b[1], 3, "f", 1, 0, "out") ||
+        sp_get(o_wt, &b[2], 4, "f", 0, 0, "weight") ||
+        sp_get(o_bias, &b[3], 1, "f", 0, 0, "bias"))
+        goto done;
+    const int64_t h = SP_SHAPE(b[0], 0) - (valid ? 2 : 0), w = SP_SHAPE(b[0], 1);
+    const int64_t cin = SP_SHAPE(b[0], 2), cout = SP_SHAPE(b[1], 2);
     if (h < 1 || w < 1 || cin < 1 || cin > MAX_CIN || cout < 1 || cout > MAX_COUT) {
-        PyErr_Format(PyExc_ValueError, "conv: bad size %lld x %lld, %d -> %d channels", h, w,
-                     cin, cout);
-        return NULL;
+        PyErr_Format(PyExc_ValueError, "conv: bad size %lld x %lld, %lld -> %lld channels%s",
+                     (long long)h, (long long)w, (long long)cin, (long long)cout,
+                     valid ? " (valid: the input has 2 more rows)" : "");
+        goto done;
     }
-    const int isa = use_isa();
-    const int vxb = isa_width(isa) * XB;
-    Conv p;
-    memset(&p, 0, sizeof p);
-    p.in = (const float *)(uintptr_t)in + (valid ? in_rs : 0); /* row -1 is the first */
-    p.valid = valid;
-    p.accumulate = accumulate;
-    p.in_rs = in_rs;
-    p.in_ps = in_ps;
-    p.in_cs = in_cs;
-    p.out = (float *)(uintptr_t)out;
-    p.out_rs = out_rs;
-    p.out_ps = out_ps;
-    p.out_cs = out_cs;
-    p.h = h;
-    p.w = w;
-    p.cin = cin;
-    p.cout = cout;
-    p.nblocks = (cout + CB - 1) / CB;
-    p.wpad = 2 + (w + vxb - 1) / vxb * vxb;
-    p.bf16 = bf16;
-    /* bfloat16 channels last, an even number of them: pairs of channels as 32-bit values */
-    p.pairs = bf16 && isa == ISA_BF16 && cin % 2 == 0 && in_cs == 1 && in_ps == cin &&
-              in_rs % 2 == 0;
-    const float *wsrc = (const float *)(uintptr_t)wt, *bsrc = (const float *)(uintptr_t)bias;
-    const size_t nw = (size_t)p.nblocks * cin * 9 * CB;
-    float *wp = (float *)calloc(nw + (size_t)p.nblocks * CB, sizeof(float));
-    if (!wp) return PyErr_NoMemory();
-    float *bp = wp + nw;
-    for (int o = 0; o < cout; o++) {
-        const int b = o / CB, k = o % CB;
-        bp[o] = bsrc[o];
-        for (int c = 0; c < cin; c++)
-            for (int t = 0; t < 9; t++) {
-                const float v = wsrc[((int64_t)o * cin + c) * 9 + t];
-                const int64_t at = (((int64_t)b * cin + c) * 9 + t) * CB + k;
-                if (p.pairs) { /* bfloat16 of channel 2c' at the low half, 2c' + 1 high */
-                    const int64_t at2 = (((int64_t)b * (cin / 2) + c / 2) * 9 + t) * CB + k;
-                    uint16_t *h16 = (uint16_t *)(void *)(wp + at2);
-                    h16[c % 2] = f32_to_bf16(v);
-                } else {
-                    wp[at] = bf16 ? bf16_to_f32(f32_to_bf16(v)) : v;
+    {
+        const int64_t want_out[3] = {h, w, cout}, want_wt[4] = {cout, cin, 3, 3};
+        const int64_t want_b[1] = {cout};
+        if (sp_item_strides(&b[0], ist, "in") || sp_shape(&b[1], want_out, "out") ||
+            sp_item_strides(&b[1], ost, "out") || sp_apart(&b[1], "out") ||
+            sp_shape(&b[2], want_wt, "weight") || sp_contiguous(&b[2], 0, "weight") ||
+            sp_shape(&b[3], want_b, "bias") || sp_contiguous(&b[3], 0, "bias"))
+            goto done;
+    }
+    {
+        const long long in_rs = ist[0], in_ps = ist[1], in_cs = ist[2];
+        const int isa = use_isa();
+        const int vxb = isa_width(isa) * XB;
+        Conv p;
+        memset(&p, 0, sizeof p);
+        p.in = (const float *)b[0].view.buf + (valid ? in_rs : 0); /* row -1 is the first */
+        p.valid = valid;
+        p.accumulate = accumulate;
+        p.in_rs = in_rs;
+        p.in_ps = in_ps;
+        p.in_cs = in_cs;
+        p.out = (float *)b[1].view.buf;
+        p.out_rs = ost[0];
+        p.out_ps = ost[1];
+        p.out_cs = ost[2];
+        p.h = h;
+        p.w = w;
+        p.cin = (int)cin;
+        p.cout = (int)cout;
+        p.nblocks = (cout + CB - 1) / CB;
+        p.wpad = 2 + (w + vxb - 1) / vxb * vxb;
+        p.bf16 = bf16;
+        /* bfloat16 channels last, an even number of them: pairs of channels as 32-bit values */
+        p.pairs = bf16 && isa == ISA_BF16 && cin % 2 == 0 && in_cs == 1 && in_ps == cin &&
+                  in_rs % 2 == 0;
+        const float *wsrc = (const float *)b[2].view.buf, *bsrc = (const float *)b[3].view.buf;
+        const size_t nw = (size_t)p.nblocks * cin * 9 * CB;
+        float *wp = (float *)calloc(nw + (size_t)p.nblocks * CB, sizeof(float));
+        if (!wp) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        float *bp = wp + nw;
+        for (int o = 0; o < cout; o++) {
+            const int blk = o / CB, k = o % CB;
+            bp[o] = bsrc[o];
+            for (int c = 0; c < cin; c++)
+                for (int t = 0; t < 9; t++) {
+                    const float v = wsrc[((int64_t)o * cin + c) * 9 + t];
+                    const int64_t at = (((int64_t)blk * cin + c) * 9 + t) * CB + k;
+                    if (p.pairs) { /* bfloat16 of channel 2c' at the low half, 2c' + 1 high */
+                        const int64_t at2 =
+                            (((int64_t)blk * (cin / 2) + c / 2) * 9 + t) * CB + k;
+                        uint16_t *h16 = (uint16_t *)(void *)(wp + at2);
+                        h16[c % 2] = f32_to_bf16(v);
+                    } else {
+                        wp[at] = bf16 ? bf16_to_f32(f32_to_bf16(v)) : v;
+                    }
                 }
-            }
+        }
+        p.wp = wp;
+        p.bias = bp;
+        if (p.pairs) { /* the kernel sees cin / 2 channels of 32 bits */
+            p.cin = cin / 2;
+            p.in_rs = in_rs / 2;
+            p.in_ps = cin / 2;
+            p.bf16 = 0;
+        }
+        const int rc = run_threads(&p, threads, isa);
+        free(wp);
+        if (rc) goto done;
     }
-    p.wp = wp;
-    p.bias = bp;
-    if (p.pairs) { /* the kernel sees cin / 2 channels of 32 bits */
-        p.cin = cin / 2;
-        p.in_rs = in_rs / 2;
-        p.in_ps = cin / 2;
-        p.bf16 = 0;
-    }
-    const int rc = run_threads(&p, threads, isa);
-    free(wp);
-    if (rc) return NULL;
-    Py_RETURN_NONE;
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    sp_release(b, 4);
+    return result;
 }
 
 static PyMethodDef methods[] = {
     SP_ISA_METHODS,
-    {"conv", py_conv, METH_VARARGS,
-     "conv(in, bf16, in_rs, in_ps, in_cs, out, out_rs, out_ps, out_cs, h, w, c_in, c_out,\n"
-     "     weight, bias, threads, valid=False, accumulate=False)\n\n"
-     "3x3 convolution, zero padding 1, of float32 (or bfloat16 if bf16: the weights are\n"
-     "then rounded to bfloat16 too) (h, w, c_in) at address in (strides in\n"
-     "elements: row, pixel, channel) into float32 (h, w, c_out) at out; weight (c_out, c_in,\n"
-     "3, 3) and bias (c_out,) float32 contiguous; c_out <= 16. No checks on the addresses.\n"
+    {"conv", (PyCFunction)(void (*)(void))py_conv, METH_VARARGS | METH_KEYWORDS,
+     "conv(in, bf16, out, weight, bias, threads, valid=False, accumulate=False)\n\n"
+     "3x3 convolution, zero padding 1, of float32 (or, if bf16, bfloat16 given as 16-bit\n"
+     "integers: the weights are then rounded to bfloat16 too) in (h, w, c_in), any strides,\n"
+     "into float32 out (h, w, c_out), any strides keeping its elements apart; weight\n"
+     "(c_out, c_in, 3, 3) and bias (c_out,) float32 contiguous; c_out <= 16.\n"
      "valid (float32 only): the input has h + 2 rows and no zero rows are added above and\n"
-     "below. accumulate: the results are added to out's values."},
+     "below. accumulate: the results are added to out's values. Buffers are checked\n"
+     "(ValueError)."},
     {NULL, NULL, 0, NULL},
 };
 

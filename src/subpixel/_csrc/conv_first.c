@@ -7,7 +7,9 @@
  *   out[y, x, o] = act(bias[o] + sum_{dy, dx < k} in[y + dy, x + dx] . wt[o, dy, dx])
  * where `in` is a plane the caller has already padded (rows + k - 1 rows of w + k - 1
  * floats, any row stride), `out` has any row and pixel strides and contiguous channels,
- * wt is (c_out, k, k) contiguous and act is the identity or ReLU (NaN stays NaN).
+ * wt is (c_out, k, k) contiguous and act is the identity or ReLU (NaN stays NaN). All are
+ * Python buffers (numpy arrays), checked against each other (buffers.h): a wrong shape,
+ * format or layout raises ValueError.
  *
  * Method: the weights are packed per call into (k.k, c_pad) with c_pad = c_out rounded up
  * to the vector width V (zeros after c_out; ~k.k.c_out floats, microseconds), so the
@@ -34,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buffers.h"
 #include "parallel.h"
 
 #define MAX_K 11
@@ -242,60 +245,87 @@ static void run_threads(const Conv *c, int threads, const Kernel *kn) {
 
 static PyObject *py_conv(PyObject *self, PyObject *args) {
     (void)self;
-    unsigned long long in, out, wt, bias;
-    long long in_rs, out_rs, out_ps, rows, w;
-    int k, cout, relu, threads;
-    if (!PyArg_ParseTuple(args, "KLKLLLLiiKKpi", &in, &in_rs, &out, &out_rs, &out_ps, &rows,
-                          &w, &k, &cout, &wt, &bias, &relu, &threads))
+    PyObject *o_in, *o_out, *o_wt, *o_bias;
+    int relu, threads;
+    if (!PyArg_ParseTuple(args, "OOOOpi", &o_in, &o_out, &o_wt, &o_bias, &relu, &threads))
         return NULL;
+    SpBuf b[4];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
+    void *mem = NULL;
+    int64_t ist[2], ost[3];
+    /* in: the padded plane (rows + k - 1, w + k - 1); out (rows, w, c_out); weight (c_out, k, k) */
+    if (sp_get(o_in, &b[0], 2, "f", 0, 0, "in") || sp_get(o_out, &b[1], 3, "f", 1, 0, "out") ||
+        sp_get(o_wt, &b[2], 3, "f", 0, 0, "weight") ||
+        sp_get(o_bias, &b[3], 1, "f", 0, 0, "bias"))
+        goto done;
+    const int64_t rows = SP_SHAPE(b[1], 0), w = SP_SHAPE(b[1], 1), cout = SP_SHAPE(b[1], 2);
+    const int64_t k = SP_SHAPE(b[2], 1);
     if (rows < 1 || w < 1 || k < 1 || k > MAX_K || cout < 1 || cout > MAX_COUT) {
-        PyErr_Format(PyExc_ValueError, "conv: bad size %lld x %lld, k %d, %d channels", rows,
-                     w, k, cout);
-        return NULL;
+        PyErr_Format(PyExc_ValueError, "conv: bad size %lld x %lld, k %lld, %lld channels",
+                     (long long)rows, (long long)w, (long long)k, (long long)cout);
+        goto done;
+    }
+    {
+        const int64_t want_in[2] = {rows + k - 1, w + k - 1}, want_wt[3] = {cout, k, k};
+        const int64_t want_b[1] = {cout};
+        if (sp_shape(&b[0], want_in, "in") || sp_dense_dim(&b[0], 1, "in") ||
+            sp_item_strides(&b[0], ist, "in") || sp_dense_dim(&b[1], 2, "out") ||
+            sp_item_strides(&b[1], ost, "out") || sp_apart(&b[1], "out") ||
+            sp_shape(&b[2], want_wt, "weight") || sp_contiguous(&b[2], 0, "weight") ||
+            sp_shape(&b[3], want_b, "bias") || sp_contiguous(&b[3], 0, "bias"))
+            goto done;
     }
     const Kernel *kn = kernel_for(use_isa());
-    const int cpad = (cout + kn->v - 1) / kn->v * kn->v;
+    const int cpad = (int)((cout + kn->v - 1) / kn->v * kn->v);
     const size_t nw = (size_t)k * k * cpad;
     /* 64-byte aligned: with c_pad a multiple of the vector, no load crosses a cache line */
-    void *mem = malloc(sizeof(float) * (nw + (size_t)cpad) + 64);
-    if (!mem) return PyErr_NoMemory();
+    mem = malloc(sizeof(float) * (nw + (size_t)cpad) + 64);
+    if (!mem) {
+        PyErr_NoMemory();
+        goto done;
+    }
     float *wp = (float *)(void *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
     float *bp = wp + nw;
     memset(wp, 0, sizeof(float) * (nw + (size_t)cpad));
-    const float *wsrc = (const float *)(uintptr_t)wt, *bsrc = (const float *)(uintptr_t)bias;
-    for (int o = 0; o < cout; o++) {
+    const float *wsrc = (const float *)b[2].view.buf, *bsrc = (const float *)b[3].view.buf;
+    for (int64_t o = 0; o < cout; o++) {
         bp[o] = bsrc[o];
-        for (int t = 0; t < k * k; t++) wp[(size_t)t * cpad + o] = wsrc[(size_t)o * k * k + t];
+        for (int64_t t = 0; t < k * k; t++) wp[(size_t)t * cpad + o] = wsrc[o * k * k + t];
     }
     Conv c;
-    c.in = (const float *)(uintptr_t)in;
-    c.in_rs = in_rs;
-    c.out = (float *)(uintptr_t)out;
-    c.out_rs = out_rs;
-    c.out_ps = out_ps;
+    c.in = (const float *)b[0].view.buf;
+    c.in_rs = ist[0];
+    c.out = (float *)b[1].view.buf;
+    c.out_rs = ost[0];
+    c.out_ps = ost[1];
     c.rows = rows;
     c.w = w;
-    c.k = k;
-    c.cout = cout;
+    c.k = (int)k;
+    c.cout = (int)cout;
     c.cpad = cpad;
     c.relu = relu;
     c.wp = wp;
     c.bias = bp;
     run_threads(&c, threads, kn);
+    result = Py_None;
+    Py_INCREF(result);
+done:
     free(mem);
-    Py_RETURN_NONE;
+    sp_release(b, 4);
+    return result;
 }
 
 static PyMethodDef methods[] = {
     SP_ISA_METHODS,
     {"conv", py_conv, METH_VARARGS,
-     "conv(in, in_rs, out, out_rs, out_ps, rows, w, k, c_out, weight, bias, relu, threads)\n\n"
+     "conv(in, out, weight, bias, relu, threads)\n\n"
      "out[y, x, o] = act(bias[o] + sum_{dy, dx < k} in[y + dy, x + dx] * weight[o, dy, dx])\n"
      "for y < rows, x < w, o < c_out (k <= 11, c_out <= 256), float32. in: the padded plane\n"
-     "(rows + k - 1, w + k - 1) at address in, row stride in_rs (elements), columns\n"
-     "contiguous; out: (rows, w, c_out) at address out, row and pixel strides out_rs,\n"
-     "out_ps (elements), channels contiguous; weight (c_out, k, k) and bias (c_out,)\n"
-     "contiguous; act: ReLU if relu, else the identity. No checks on the addresses."},
+     "(rows + k - 1, w + k - 1), any row stride, columns contiguous; out: (rows, w, c_out),\n"
+     "any row and pixel strides keeping the pixels apart, channels contiguous; weight\n"
+     "(c_out, k, k) and bias (c_out,) contiguous; act: ReLU if relu, else the identity.\n"
+     "Buffers are checked (ValueError)."},
     {NULL, NULL, 0, NULL},
 };
 

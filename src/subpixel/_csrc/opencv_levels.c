@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buffers.h"
 #include "parallel.h"
 
 #define SHIFT 14
@@ -70,45 +71,12 @@ static inline void linear_tap(int64_t o, int s, int64_t n, int64_t *i0, int64_t 
     *f = frac;
 }
 
-/* ---- buffers ------------------------------------------------------------------------ */
+/* ---- buffers (buffers.h) ------------------------------------------------------------ */
 
-typedef struct {
-    Py_buffer view;
-    int held;
-} Buf;
+#define SHAPE(b, d) SP_SHAPE(b, d)
+#define STRIDE(b, d) SP_STRIDE(b, d)
 
-/* Get obj's buffer with `ndim` dimensions of `format` ("B" uint8, "f" float32). */
-static int get_buf(PyObject *obj, Buf *b, int ndim, const char *format, int writable,
-                   const char *what) {
-    int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, &b->view, flags) < 0) return -1;
-    b->held = 1;
-    const char *f = b->view.format ? b->view.format : "B";
-    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
-    if (b->view.ndim != ndim || strcmp(f, format) != 0) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %d dimensions of format '%s', got %d of '%s'",
-                     what, ndim, format, b->view.ndim, f);
-        return -1;
-    }
-    for (int d = 0; d < ndim; d++) {
-        if (b->view.strides[d] <= 0 && b->view.shape[d] > 1) {
-            PyErr_Format(PyExc_ValueError, "%s: stride %zd of dimension %d is not positive",
-                         what, b->view.strides[d], d);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static void release(Buf *b, int n) {
-    for (int k = 0; k < n; k++)
-        if (b[k].held) PyBuffer_Release(&b[k].view);
-}
-
-#define SHAPE(b, d) ((int64_t)(b).view.shape[d])
-#define STRIDE(b, d) ((int64_t)(b).view.strides[d])
-
-static int check_plane(const Buf *b, int64_t h, int64_t w, int64_t item, const char *what) {
+static int check_plane(const SpBuf *b, int64_t h, int64_t w, int64_t item, const char *what) {
     if (SHAPE(*b, 0) != h || SHAPE(*b, 1) != w || STRIDE(*b, 1) != item ||
         STRIDE(*b, 0) < w * item) {
         PyErr_Format(PyExc_ValueError,
@@ -121,7 +89,7 @@ static int check_plane(const Buf *b, int64_t h, int64_t w, int64_t item, const c
     return 0;
 }
 
-static int check_rgb(const Buf *b, int64_t h, int64_t w, const char *what) {
+static int check_rgb(const SpBuf *b, int64_t h, int64_t w, const char *what) {
     if (SHAPE(*b, 0) != h || SHAPE(*b, 1) != w || SHAPE(*b, 2) != 3 || STRIDE(*b, 2) != 1 ||
         STRIDE(*b, 1) != 3 || STRIDE(*b, 0) < 3 * w) {
         PyErr_Format(PyExc_ValueError,
@@ -167,11 +135,11 @@ static PyObject *py_pre(PyObject *self, PyObject *args) {
     PyObject *o_rgb, *o_y, *o_cr, *o_cb;
     int threads;
     if (!PyArg_ParseTuple(args, "OOOOi", &o_rgb, &o_y, &o_cr, &o_cb, &threads)) return NULL;
-    Buf b[4];
+    SpBuf b[4];
     memset(b, 0, sizeof b);
     PyObject *result = NULL;
-    if (get_buf(o_rgb, &b[0], 3, "B", 0, "rgb") || get_buf(o_y, &b[1], 2, "f", 1, "y") ||
-        get_buf(o_cr, &b[2], 2, "B", 1, "cr") || get_buf(o_cb, &b[3], 2, "B", 1, "cb"))
+    if (sp_get(o_rgb, &b[0], 3, "B", 0, 0, "rgb") || sp_get(o_y, &b[1], 2, "f", 1, 0, "y") ||
+        sp_get(o_cr, &b[2], 2, "B", 1, 0, "cr") || sp_get(o_cb, &b[3], 2, "B", 1, 0, "cb"))
         goto done;
     int64_t h = SHAPE(b[0], 0), w = SHAPE(b[0], 1);
     if (h < 1 || w < 1) {
@@ -208,7 +176,7 @@ static PyObject *py_pre(PyObject *self, PyObject *args) {
     result = Py_None;
     Py_INCREF(result);
 done:
-    release(b, 4);
+    sp_release(b, 4);
     return result;
 }
 
@@ -299,13 +267,14 @@ static PyObject *py_post(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OddOOiOi", &o_ph, &alpha, &beta, &o_cr, &o_cb, &s, &o_out,
                           &threads))
         return NULL;
-    Buf b[4];
+    SpBuf b[4];
     memset(b, 0, sizeof b);
     PyObject *result = NULL;
     int64_t *x0 = NULL, *x1 = NULL;
     float *fx = NULL;
-    if (get_buf(o_ph, &b[0], 2, "f", 0, "phases") || get_buf(o_cr, &b[1], 2, "B", 0, "cr") ||
-        get_buf(o_cb, &b[2], 2, "B", 0, "cb") || get_buf(o_out, &b[3], 3, "B", 1, "out"))
+    if (sp_get(o_ph, &b[0], 2, "f", 0, 0, "phases") ||
+        sp_get(o_cr, &b[1], 2, "B", 0, 0, "cr") ||
+        sp_get(o_cb, &b[2], 2, "B", 0, 0, "cb") || sp_get(o_out, &b[3], 3, "B", 1, 0, "out"))
         goto done;
     int64_t h = SHAPE(b[1], 0), w = SHAPE(b[1], 1);
     if (s < 1 || s > 16 || h < 1 || w < 1) {
@@ -376,7 +345,7 @@ done:
     free(x0);
     free(x1);
     free(fx);
-    release(b, 4);
+    sp_release(b, 4);
     return result;
 }
 

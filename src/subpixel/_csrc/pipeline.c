@@ -18,6 +18,8 @@
  * of five rows), each output row is then one 5-tap vertical combination of ring rows. All
  * temporaries are rows, so everything stays in L1/L2; the output is written once.
  *
+ * Arrays are Python buffers (numpy arrays), checked against each other (buffers.h): a wrong
+ * shape, format or layout raises ValueError; nothing trusts an address.
  * Threads: LR rows are shared out between `threads` pthreads; the GIL is released. The
  * inner loops are written for gcc's auto-vectoriser (SSE2 baseline); AVX2+FMA and AVX-512
  * copies of every kernel are selected at run time when the CPU has them (set_isa() limits
@@ -31,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buffers.h"
 #include "parallel.h"
 
 #define MAX_S 8
@@ -485,60 +488,111 @@ static int parse_floats(PyObject *seq, float *out, Py_ssize_t n, const char *wha
 
 static PyObject *py_pre(PyObject *self, PyObject *args) {
     (void)self;
-    unsigned long long src, y_ptr, c_ptr;
-    long long rgb_rs, h, w;
-    int is_u8, replicate, threads;
-    PyObject *coef;
-    if (!PyArg_ParseTuple(args, "KpLLLKKOpi", &src, &is_u8, &rgb_rs, &h, &w, &y_ptr, &c_ptr,
-                          &coef, &replicate, &threads))
+    PyObject *o_src, *o_y, *o_c, *coef;
+    int replicate, threads;
+    if (!PyArg_ParseTuple(args, "OOOOpi", &o_src, &o_y, &o_c, &coef, &replicate, &threads))
         return NULL;
-    if (h < 1 || w < 1) {
-        PyErr_SetString(PyExc_ValueError, "pre: empty image");
-        return NULL;
-    }
+    SpBuf b[3];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
     Pre p;
     memset(&p, 0, sizeof p);
-    if (parse_floats(coef, &p.m[0][0], 12, "coef")) return NULL;
-    if (is_u8) {
-        p.rgb = (const uint8_t *)(uintptr_t)src;
-        p.rgb_rs = rgb_rs;
-    } else {
-        p.planes = (const float *)(uintptr_t)src;
+    if (sp_get(o_src, &b[0], 3, "Bf", 0, 0, "src") || sp_get(o_y, &b[1], 2, "f", 1, 0, "y") ||
+        sp_get(o_c, &b[2], 3, "f", 1, 0, "c"))
+        goto done;
+    const int is_u8 = sp_format(&b[0].view)[0] == 'B';
+    /* uint8 (h, w, 3) with dense pixels (any row stride), or float32 planes (3, h, w) */
+    const int64_t h = SP_SHAPE(b[0], is_u8 ? 0 : 1), w = SP_SHAPE(b[0], is_u8 ? 1 : 2);
+    if (h < 1 || w < 1) {
+        PyErr_SetString(PyExc_ValueError, "pre: empty image");
+        goto done;
     }
-    p.y = (float *)(uintptr_t)y_ptr;
-    p.c = (float *)(uintptr_t)c_ptr;
+    if (is_u8) {
+        const int64_t want[3] = {h, w, 3};
+        if (sp_shape(&b[0], want, "src") || sp_dense_dim(&b[0], 2, "src")) goto done;
+        if (SP_STRIDE(b[0], 1) != 3) {
+            PyErr_SetString(PyExc_ValueError, "src: uint8 pixels must be dense (stride 3)");
+            goto done;
+        }
+        p.rgb = (const uint8_t *)b[0].view.buf;
+        p.rgb_rs = SP_STRIDE(b[0], 0);
+    } else {
+        const int64_t want[3] = {3, h, w};
+        if (sp_shape(&b[0], want, "src") || sp_contiguous(&b[0], 0, "src")) goto done;
+        p.planes = (const float *)b[0].view.buf;
+    }
+    {
+        const int64_t want_y[2] = {h, w}, want_c[3] = {2, h, w + 4};
+        if (sp_shape(&b[1], want_y, "y") || sp_contiguous(&b[1], 0, "y") ||
+            sp_shape(&b[2], want_c, "c") || sp_contiguous(&b[2], 0, "c"))
+            goto done;
+    }
+    if (parse_floats(coef, &p.m[0][0], 12, "coef")) goto done;
+    p.y = (float *)b[1].view.buf;
+    p.c = (float *)b[2].view.buf;
     p.h = h;
     p.w = w;
     p.replicate = replicate;
-    if (run_threads(&p, NULL, h, threads, 16 * w)) return NULL;
-    Py_RETURN_NONE;
+    if (run_threads(&p, NULL, h, threads, 16 * w)) goto done;
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    sp_release(b, 3);
+    return result;
 }
 
 static PyObject *py_post(PyObject *self, PyObject *args) {
     (void)self;
-    unsigned long long ph, c, out;
-    long long ph_rs, ph_cs, h, w, out_rs;
-    int s, replicate, f32, threads;
+    PyObject *o_ph, *o_c, *o_out, *taps, *coef;
+    int replicate, threads;
     double lo, hi, top;
-    PyObject *taps, *coef;
-    if (!PyArg_ParseTuple(args, "KLLKLLiOOdddpKLpi", &ph, &ph_rs, &ph_cs, &c, &h, &w, &s, &taps,
-                          &coef, &lo, &hi, &top, &replicate, &out, &out_rs, &f32, &threads))
+    if (!PyArg_ParseTuple(args, "OOOOdddpOi", &o_ph, &o_c, &taps, &coef, &lo, &hi, &top,
+                          &replicate, &o_out, &threads))
         return NULL;
-    if (h < 1 || w < 1 || s < 1 || s > MAX_S) {
-        PyErr_Format(PyExc_ValueError, "post: bad size %lld x %lld or scale %d", h, w, s);
-        return NULL;
-    }
+    SpBuf b[3];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
     Post p;
     memset(&p, 0, sizeof p);
+    int64_t ph_st[2];
+    if (sp_get(o_ph, &b[0], 2, "f", 0, 0, "phases") || sp_get(o_c, &b[1], 3, "f", 0, 0, "c") ||
+        sp_get(o_out, &b[2], 3, "Bf", 1, 0, "out"))
+        goto done;
+    const int64_t h = SP_SHAPE(b[1], 1), w = SP_SHAPE(b[1], 2) - 4, s2 = SP_SHAPE(b[0], 1);
+    int s = 1;
+    while (s <= MAX_S && (int64_t)s * s < s2) s++;
+    if (h < 1 || w < 1 || (int64_t)s * s != s2 || s > MAX_S) {
+        PyErr_Format(PyExc_ValueError,
+                     "post: bad size %lld x %lld or phases %lld (a square of 1..%d)",
+                     (long long)h, (long long)w, (long long)s2, MAX_S);
+        goto done;
+    }
+    {
+        const int64_t want_c[3] = {2, h, w + 4}, want_ph[2] = {h * w, s2};
+        const int64_t want_out[3] = {(int64_t)s * h, (int64_t)s * w, 3};
+        if (sp_shape(&b[1], want_c, "c") || sp_contiguous(&b[1], 0, "c") ||
+            sp_shape(&b[0], want_ph, "phases") || sp_item_strides(&b[0], ph_st, "phases") ||
+            sp_shape(&b[2], want_out, "out") || sp_dense_dim(&b[2], 2, "out"))
+            goto done;
+        const int64_t item = b[2].view.itemsize;
+        if (SP_STRIDE(b[2], 1) != 3 * item || SP_STRIDE(b[2], 0) < 3 * item * s * w) {
+            PyErr_Format(PyExc_ValueError,
+                         "out: pixels must be dense and rows apart, got strides (%lld, %lld, "
+                         "%lld)",
+                         (long long)SP_STRIDE(b[2], 0), (long long)SP_STRIDE(b[2], 1),
+                         (long long)SP_STRIDE(b[2], 2));
+            goto done;
+        }
+    }
     float t[MAX_S * RING];
-    if (parse_floats(taps, t, (Py_ssize_t)s * RING, "taps")) return NULL;
+    if (parse_floats(taps, t, (Py_ssize_t)s * RING, "taps")) goto done;
     for (int i = 0; i < s; i++)
         for (int a = 0; a < RING; a++) p.taps[i][a] = t[i * RING + a];
-    if (parse_floats(coef, &p.k[0][0], 12, "coef")) return NULL;
-    p.ph = (const float *)(uintptr_t)ph;
-    p.ph_rs = ph_rs;
-    p.ph_cs = ph_cs;
-    p.c = (const float *)(uintptr_t)c;
+    if (parse_floats(coef, &p.k[0][0], 12, "coef")) goto done;
+    p.ph = (const float *)b[0].view.buf;
+    p.ph_rs = ph_st[0];
+    p.ph_cs = ph_st[1];
+    p.c = (const float *)b[1].view.buf;
     p.h = h;
     p.w = w;
     p.s = s;
@@ -546,27 +600,31 @@ static PyObject *py_post(PyObject *self, PyObject *args) {
     p.hi = (float)hi;
     p.top = (float)top;
     p.replicate = replicate;
-    p.f32 = f32;
-    p.out = (char *)(uintptr_t)out;
-    p.out_rs = out_rs;
-    if (run_threads(NULL, &p, h, threads, 8 * (int64_t)s * s * w)) return NULL;
-    Py_RETURN_NONE;
+    p.f32 = sp_format(&b[2].view)[0] == 'f';
+    p.out = (char *)b[2].view.buf;
+    p.out_rs = SP_STRIDE(b[2], 0);
+    if (run_threads(NULL, &p, h, threads, 8 * (int64_t)s * s * w)) goto done;
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    sp_release(b, 3);
+    return result;
 }
 
 static PyMethodDef methods[] = {
     SP_ISA_METHODS,
     {"pre", py_pre, METH_VARARGS,
-     "pre(src, is_u8, src_row_stride, h, w, y, c, coef, replicate, threads)\n\n"
-     "uint8 RGB (h, w, 3) (row stride in bytes, pixels dense) or float32 planes (3, h, w)\n"
-     "at address src -> Y (h, w) at y and chroma (2, h, w + 4) at c, padded by 2 columns;\n"
-     "coef: 12 floats, rows Y, C1, C2 of [r, g, b, offset]. No checks on the addresses."},
+     "pre(src, y, c, coef, replicate, threads)\n\n"
+     "uint8 RGB (h, w, 3) (any row stride, pixels dense) or contiguous float32 planes\n"
+     "(3, h, w) -> Y into y (h, w) and chroma into c (2, h, w + 4), padded by 2 columns\n"
+     "(both contiguous float32); coef: 12 floats, rows Y, C1, C2 of [r, g, b, offset].\n"
+     "Buffers are checked (ValueError)."},
     {"post", py_post, METH_VARARGS,
-     "post(phases, row_stride, col_stride, c, h, w, s, taps, coef, lo, hi, top, replicate,\n"
-     "     out, out_row_stride, f32, threads)\n\n"
-     "Sub-pixel phases (h.w, s.s) float32 (strides in elements) and padded chroma (2, h, w + 4)\n"
-     "-> RGB (s.h, s.w, 3) uint8 or float32 (row stride in bytes, pixels dense) at out.\n"
-     "taps: s x 5 floats; coef: 12 floats, rows R, G, B of [kY, kC1, kC2, offset].\n"
-     "No checks on the addresses: callers pass live buffers."},
+     "post(phases, c, taps, coef, lo, hi, top, replicate, out, threads)\n\n"
+     "Sub-pixel phases (h.w, s.s) float32 (any strides) and contiguous padded chroma\n"
+     "(2, h, w + 4) -> RGB (s.h, s.w, 3) uint8 or float32 into out (any row stride, pixels\n"
+     "dense). taps: s x 5 floats; coef: 12 floats, rows R, G, B of [kY, kC1, kC2, offset].\n"
+     "Buffers are checked (ValueError)."},
     {NULL, NULL, 0, NULL},
 };
 

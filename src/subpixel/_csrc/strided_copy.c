@@ -1,8 +1,8 @@
 /* Blocked strided copy: the data movement of every periodic shuffle, in one pass.
  *
- * subpixel._strided_copy.copy(dst, dst_strides, src, src_strides, shape, itemsize, threads)
- * copies the array `src` (data address, strides in bytes, shape) into `dst` (same shape,
- * its own strides). A shuffle is a reshape -> permute -> reshape, so its copy has a
+ * subpixel._strided_copy.copy(dst, src, threads) copies the buffer `src` (a numpy array or
+ * memoryview: any strides, in bytes) into the writable buffer `dst` (same shape and item
+ * size, its own strides); both are checked (buffers.h), a mismatch raises ValueError. A shuffle is a reshape -> permute -> reshape, so its copy has a
  * destination that is contiguous and a source whose innermost stride is usually not 1.
  * PyTorch's generic copy loops in destination order with the innermost destination
  * dimension as its inner loop; when that dimension is a factor r (2, 3, 4 elements) or a
@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "buffers.h"
 #include "parallel.h"
 
 #if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
@@ -381,58 +382,50 @@ static int make_plan(Plan *p, int ndim, const int64_t *shape, const int64_t *dst
     return 0;
 }
 
-static int parse_ints(PyObject *seq, int64_t *out, int n, const char *what) {
-    PyObject *fast = PySequence_Fast(seq, what);
-    if (!fast) return -1;
-    if (PySequence_Fast_GET_SIZE(fast) != n) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %d values, got %zd", what, n,
-                     PySequence_Fast_GET_SIZE(fast));
-        Py_DECREF(fast);
-        return -1;
-    }
-    for (int k = 0; k < n; k++) {
-        out[k] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, k));
-        if (out[k] == -1 && PyErr_Occurred()) {
-            Py_DECREF(fast);
-            return -1;
-        }
-    }
-    Py_DECREF(fast);
-    return 0;
-}
-
 static PyObject *py_copy(PyObject *self, PyObject *args) {
     (void)self;
-    unsigned long long dst_ptr, src_ptr;
-    PyObject *dst_st_obj, *src_st_obj, *shape_obj;
-    long long itemsize;
+    PyObject *o_dst, *o_src;
     int threads;
-    if (!PyArg_ParseTuple(args, "KOKOOLi", &dst_ptr, &dst_st_obj, &src_ptr, &src_st_obj,
-                          &shape_obj, &itemsize, &threads))
-        return NULL;
-    Py_ssize_t ndim = PySequence_Size(shape_obj);
-    if (ndim < 0) return NULL;
-    if (ndim > MAX_DIMS) {
-        PyErr_Format(PyExc_ValueError, "at most %d dimensions, got %zd", MAX_DIMS, ndim);
-        return NULL;
-    }
-    if (itemsize < 1) {
-        PyErr_SetString(PyExc_ValueError, "itemsize must be positive");
+    if (!PyArg_ParseTuple(args, "OOi", &o_dst, &o_src, &threads)) return NULL;
+    SpBuf b[2];
+    memset(b, 0, sizeof b);
+    /* any item type (compared by size: the bytes are moved, not interpreted), any strides */
+    if (sp_get(o_dst, &b[0], -MAX_DIMS, NULL, 1, 1, "dst") ||
+        sp_get(o_src, &b[1], -MAX_DIMS, NULL, 0, 1, "src")) {
+        sp_release(b, 2);
         return NULL;
     }
+    const int ndim = b[1].view.ndim;
+    const long long itemsize = b[1].view.itemsize;
     int64_t shape[MAX_DIMS], dst_st[MAX_DIMS], src_st[MAX_DIMS];
-    if (parse_ints(shape_obj, shape, (int)ndim, "shape") ||
-        parse_ints(dst_st_obj, dst_st, (int)ndim, "dst_strides") ||
-        parse_ints(src_st_obj, src_st, (int)ndim, "src_strides"))
+    for (int k = 0; k < ndim; k++) shape[k] = SP_SHAPE(b[1], k);
+    if (b[0].view.ndim != ndim || b[0].view.itemsize != itemsize || itemsize < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "copy: dst has %d dimensions of %zd-byte items, src %d of %lld-byte items",
+                     b[0].view.ndim, b[0].view.itemsize, ndim, itemsize);
+        sp_release(b, 2);
         return NULL;
+    }
+    if (sp_shape(&b[0], shape, "dst") || sp_apart(&b[0], "dst")) {
+        sp_release(b, 2);
+        return NULL;
+    }
+    for (int k = 0; k < ndim; k++) {
+        dst_st[k] = SP_STRIDE(b[0], k);
+        src_st[k] = SP_STRIDE(b[1], k);
+    }
+    const uintptr_t dst_ptr = (uintptr_t)b[0].view.buf, src_ptr = (uintptr_t)b[1].view.buf;
     Plan p;
-    if (make_plan(&p, (int)ndim, shape, dst_st, src_st, itemsize) < 0) Py_RETURN_NONE;
+    if (make_plan(&p, ndim, shape, dst_st, src_st, itemsize) < 0) { /* nothing to copy */
+        sp_release(b, 2);
+        Py_RETURN_NONE;
+    }
     p.dst = (char *)(uintptr_t)dst_ptr;
     p.src = (const char *)(uintptr_t)src_ptr;
     {
         const int64_t align = itemsize >= 8 ? 8 : itemsize; /* u128 is two uint64_t */
         int64_t bits = (int64_t)(dst_ptr | src_ptr);
-        for (int k = 0; k < (int)ndim; k++) bits |= dst_st[k] | src_st[k];
+        for (int k = 0; k < ndim; k++) bits |= dst_st[k] | src_st[k];
         p.aligned = (itemsize & (itemsize - 1)) == 0 && bits % align == 0;
     }
 
@@ -463,7 +456,7 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
     p.dense_bytes = 0;
     { /* Is dst one dense block (every byte of [start, start + numel * itemsize) an element)? */
         int64_t numel = 1, lo = 0, hi = 0;
-        for (int k = 0; k < (int)ndim; k++) {
+        for (int k = 0; k < ndim; k++) {
             numel *= shape[k];
             int64_t span = (shape[k] - 1) * dst_st[k];
             if (span < 0) lo += span; else hi += span;
@@ -489,14 +482,16 @@ static PyObject *py_copy(PyObject *self, PyObject *args) {
     }
     sp_parallel_for(run_work, work, sizeof(Work), threads);
     Py_END_ALLOW_THREADS
+    sp_release(b, 2);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"copy", py_copy, METH_VARARGS,
-     "copy(dst, dst_strides, src, src_strides, shape, itemsize, threads)\n\n"
-     "Copy the strided array at address src into the one at address dst (same shape;\n"
-     "strides in bytes). No checks on the addresses: callers pass live buffers."},
+     "copy(dst, src, threads)\n\n"
+     "Copy the buffer src into the writable buffer dst: the same shape (at most 32\n"
+     "dimensions) and item size, any strides (dst's elements apart). Buffers are checked\n"
+     "(ValueError)."},
     {NULL, NULL, 0, NULL},
 };
 

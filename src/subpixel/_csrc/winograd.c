@@ -9,9 +9,11 @@
  * i.e. "valid" vertically (the caller passes the rows above and below) and zero-padded by
  * one column left and right; act is the identity or ReLU; with `accumulate`, out's values
  * are added before act (out += ...). `in` has channels contiguous
- * (pixel and row strides given, in elements), so does `out`. The weights come transformed,
+ * (any pixel and row strides), so does `out`. The weights come transformed,
  * U[xi, c, o] = (G g[o, c] G^T)[xi] for the 36 positions xi of a 6x6 tile, with o padded
- * with zeros to cpad (a multiple of 16): subpixel._native.Winograd3x3.create makes them.
+ * with zeros to cpad (a multiple of 16): subpixel.fast._kernels.winograd.Winograd3x3.create
+ * makes them. All are Python buffers (numpy arrays), checked against each other
+ * (buffers.h): a wrong shape, format or layout raises ValueError.
  *
  * Method: a tile of 4x4 outputs needs a 6x6 patch d of the input. Tiles are processed a
  * block of TB consecutive tiles of one tile row at a time:
@@ -41,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buffers.h"
 #include "parallel.h"
 
 #define TB 24       /* tiles per block (48 measured 6-20% slower) */
@@ -277,53 +280,84 @@ static void *share_main(void *arg) {
 
 static PyObject *py_conv(PyObject *self, PyObject *args) {
     (void)self;
-    unsigned long long in_ptr, out_ptr, u_ptr, bias_ptr;
-    long long in_rs, in_ps, out_rs, out_ps, rows_in, w;
-    int cin, cout, cpad, relu, accumulate, threads;
-    if (!PyArg_ParseTuple(args, "KLLKLLLLiiiKKppi", &in_ptr, &in_rs, &in_ps, &out_ptr, &out_rs,
-                          &out_ps, &rows_in, &w, &cin, &cout, &cpad, &u_ptr, &bias_ptr, &relu,
-                          &accumulate, &threads))
+    PyObject *o_in, *o_out, *o_u, *o_bias;
+    int relu, accumulate, threads;
+    if (!PyArg_ParseTuple(args, "OOOOppi", &o_in, &o_out, &o_u, &o_bias, &relu, &accumulate,
+                          &threads))
         return NULL;
+    SpBuf b[4];
+    memset(b, 0, sizeof b);
+    PyObject *result = NULL;
+    int64_t ist[3], ost[3];
+    /* in (rows_in, w, cin), out (rows_in - 2, w, cout), U (36, cin, cpad), bias (cpad,) */
+    if (sp_get(o_in, &b[0], 3, "f", 0, 0, "in") || sp_get(o_out, &b[1], 3, "f", 1, 0, "out") ||
+        sp_get(o_u, &b[2], 3, "f", 0, 0, "u") || sp_get(o_bias, &b[3], 1, "f", 0, 0, "bias"))
+        goto done;
+    const int64_t rows_in = SP_SHAPE(b[0], 0), w = SP_SHAPE(b[0], 1), cin = SP_SHAPE(b[0], 2);
+    const int64_t cout = SP_SHAPE(b[1], 2), cpad = SP_SHAPE(b[2], 2);
     if (rows_in < 3 || w < 1 || cin < 16 || cin % 16 || cin > MAX_CIN || cout < 1 ||
-        cpad % 16 || cpad < cout || cpad > MAX_CPAD || ((u_ptr | bias_ptr) & 63)) {
-        PyErr_SetString(PyExc_ValueError,
-                        "winograd.conv: needs rows_in >= 3, w >= 1, cin a multiple of 16, "
-                        "cout <= cpad (a multiple of 16) and 64-byte aligned weights");
-        return NULL;
+        cpad % 16 || cpad < cout || cpad > MAX_CPAD) {
+        PyErr_Format(PyExc_ValueError,
+                     "winograd.conv: needs rows_in >= 3, w >= 1, cin a multiple of 16 (<= %d) "
+                     "and cout <= cpad (a multiple of 16, <= %d); got rows_in %lld, w %lld, "
+                     "cin %lld, cout %lld, cpad %lld",
+                     MAX_CIN, MAX_CPAD, (long long)rows_in, (long long)w, (long long)cin,
+                     (long long)cout, (long long)cpad);
+        goto done;
     }
-    Wino p = {(const float *)(uintptr_t)in_ptr,
-              in_rs,
-              in_ps,
-              (float *)(uintptr_t)out_ptr,
-              out_rs,
-              out_ps,
+    {
+        const int64_t want_out[3] = {rows_in - 2, w, cout}, want_u[3] = {36, cin, cpad};
+        const int64_t want_b[1] = {cpad};
+        if (sp_dense_dim(&b[0], 2, "in") || sp_item_strides(&b[0], ist, "in") ||
+            sp_shape(&b[1], want_out, "out") || sp_dense_dim(&b[1], 2, "out") ||
+            sp_item_strides(&b[1], ost, "out") || sp_apart(&b[1], "out") ||
+            sp_shape(&b[2], want_u, "u") || sp_contiguous(&b[2], 64, "u") ||
+            sp_shape(&b[3], want_b, "bias") || sp_contiguous(&b[3], 64, "bias"))
+            goto done;
+    }
+    Wino p = {(const float *)b[0].view.buf,
+              ist[0],
+              ist[1],
+              (float *)b[1].view.buf,
+              ost[0],
+              ost[1],
               rows_in,
               w,
-              cin,
-              cout,
-              cpad,
+              (int)cin,
+              (int)cout,
+              (int)cpad,
               relu,
               accumulate,
-              (const float *)(uintptr_t)u_ptr,
-              (const float *)(uintptr_t)bias_ptr};
+              (const float *)b[2].view.buf,
+              (const float *)b[3].view.buf};
     const int64_t nty = (rows_in - 2 + 3) / 4;
-    const int n = sp_threads_for(threads, nty * ((w + 3) / 4) * (int64_t)cin * cpad, 1 << 20);
+    const int n = sp_threads_for(threads, nty * ((w + 3) / 4) * cin * cpad, 1 << 20);
     Share sh[SP_MAX_THREADS];
     const int isa = use_isa();
     for (int k = 0; k < n; k++)
         sh[k] = (Share){&p, nty * k / n, nty * (k + 1) / n, isa, 0};
     Py_BEGIN_ALLOW_THREADS sp_parallel_for(share_main, sh, sizeof(Share), n);
     Py_END_ALLOW_THREADS
-    for (int k = 0; k < n; k++)
-        if (sh[k].failed) return PyErr_NoMemory();
-    Py_RETURN_NONE;
+    int failed = 0;
+    for (int k = 0; k < n; k++) failed |= sh[k].failed;
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    sp_release(b, 4);
+    return result;
 }
 
 static PyMethodDef methods[] = {
     {"conv", py_conv, METH_VARARGS,
-     "conv(in, in_rs, in_ps, out, out_rs, out_ps, rows_in, w, cin, cout, cpad, u, bias, relu,\n"
-     "     accumulate, threads) -> None\n\n"
-     "3x3 convolution by Winograd F(4x4, 3x3), channels last (see the module source)."},
+     "conv(in, out, u, bias, relu, accumulate, threads) -> None\n\n"
+     "3x3 convolution by Winograd F(4x4, 3x3), channels last (see the module source): in\n"
+     "(rows_in, w, cin) and out (rows_in - 2, w, cout) float32 with contiguous channels\n"
+     "(any row and pixel strides, out's pixels apart), U (36, cin, cpad) and bias (cpad,)\n"
+     "contiguous and 64-byte aligned. Buffers are checked (ValueError)."},
     SP_ISA_METHODS,
     {NULL, NULL, 0, NULL}};
 

@@ -13,7 +13,13 @@
 ``video``
     frame streaming through PyAV with the audio remuxed.
 ``compare``
-    the labelled side-by-side comparison figure.
+    the labelled side-by-side comparison figure (and where it goes, ``compare_path``).
 ``batch``
     many inputs: output paths, skipping, threads for decode/encode, the summary.
+
+The modules import only downwards: from each other, from :mod:`subpixel._files` (atomic
+writes, the output-is-input check), :mod:`subpixel._opencv_steps`, :mod:`subpixel.color`,
+:mod:`subpixel.resize`, :mod:`subpixel.metrics`, :mod:`subpixel.serialization`,
+:mod:`subpixel.backends` and :mod:`subpixel.fast`; never from :mod:`subpixel.upscale` or
+:mod:`subpixel.interop` above them.
 """

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from subpixel._upscale.files import remove_stale_temps, same_file
+from subpixel._files import check_output, remove_stale_temps, same_file
 from subpixel._upscale.images import IMAGE_EXTENSIONS, Decoded, Sink, read_image
 
 __all__ = ["VIDEO_EXTENSIONS", "Job", "Summary", "ThreadedSink", "plan_jobs", "run_jobs"]
@@ -134,8 +134,7 @@ def plan_jobs(
         kind = kind_of(src) or "image"
         if kind_of(out) != kind:
             raise ValueError(f"{out}: a {kind} input needs a {kind} output extension")
-        if same_file(src, out):  # refused whether or not --overwrite, before anything runs
-            raise ValueError(f"{out}: the output would overwrite the input")
+        check_output(src, out, overwrite=True)  # the input as output: refused before anything
         return [Job(src, out, kind, ref)]
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder (several inputs need a folder)")
@@ -296,7 +295,7 @@ def run_jobs(
     """
     from tqdm import tqdm
 
-    from subpixel.upscale import compare_path
+    from subpixel._upscale.compare import compare_path
 
     summary = Summary()
     start = time.perf_counter()

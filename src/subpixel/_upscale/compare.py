@@ -9,7 +9,9 @@ panel's area.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,10 +21,16 @@ from subpixel._upscale.pipeline import Pipeline
 from subpixel._upscale.tiling import MIN_OVERLAP, from_unit, to_unit
 from subpixel.metrics import psnr, quantize
 
-__all__ = ["MAX_PANEL", "Window", "make_figure", "window_for"]
+__all__ = ["MAX_PANEL", "Window", "compare_path", "make_figure", "window_for"]
 
 #: Largest panel side in output pixels.
 MAX_PANEL = 1024
+
+
+def compare_path(dst: str | os.PathLike[str]) -> Path:
+    """Where the comparison figure of output ``dst`` goes: ``out/a.png`` → ``out/a.compare.png``."""
+    p = Path(dst)
+    return p.with_name(f"{p.stem}.compare.png")
 
 
 @dataclass(frozen=True)

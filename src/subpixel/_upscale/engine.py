@@ -32,7 +32,7 @@ from subpixel._upscale.tiling import (
     receptive_radius,
     to_unit,
 )
-from subpixel.backends import Choice, CpuCaps, Request, choose
+from subpixel.backends import Built, Choice, CpuCaps, Request, choose
 from subpixel.fast import FastUpscaler, OpenCVUpscaler
 
 __all__ = ["DEFAULT_TILE", "Engine"]
@@ -77,6 +77,8 @@ class Engine:
             CPU's capabilities, default detected), what :func:`subpixel.backends.choose`
             picks the backend from (:attr:`backend`): ESPCN-like Y models run through
             :mod:`subpixel.fast` (same result, faster; bf16 and int8 approximate).
+        kernels: the compiled kernels to use (default: those built here, :class:`Built`);
+            the backend's network and the colour path use exactly these.
 
     Raises:
         ValueError: if the model's channels or factor cannot be used.
@@ -91,6 +93,7 @@ class Engine:
         tile: int = DEFAULT_TILE,
         precision: str = "auto",
         caps: CpuCaps | None = None,
+        kernels: Built | None = None,
     ) -> None:
         if tile < 0:
             raise ValueError(f"tile must be >= 0 (0: no tiling), got {tile}")
@@ -110,7 +113,12 @@ class Engine:
         self.tile = tile
         self.overlap = max(receptive_radius(model), MIN_OVERLAP)
         request = Request(
-            self.model, self.pipeline, self.device, precision, caps or CpuCaps.detect()
+            self.model,
+            self.pipeline,
+            self.device,
+            precision,
+            caps or CpuCaps.detect(),
+            kernels or Built.detect(),
         )
         #: The backend running the network, and why the faster ones declined (one decision).
         self.backend: Choice = choose(request)
@@ -120,7 +128,11 @@ class Engine:
         self.fast = (
             None
             if net is None
-            else FastUpscaler(net, pipeline=self.pipeline if self._fast_rgb else None)
+            else FastUpscaler(
+                net,
+                pipeline=self.pipeline if self._fast_rgb else None,
+                kernels=self.backend.built,
+            )
         )
         # OpenCV's exact uint8 steps, fused around the network (imported OpenCV models)
         self._fast_opencv = (

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from subpixel._upscale.files import output_of
+from subpixel._files import output_of
 from subpixel._upscale.png import PngWriter
 
 __all__ = [

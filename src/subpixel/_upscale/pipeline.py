@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from subpixel._opencv_steps import bgr_to_ycrcb, from_unit, resize_linear, to_unit, ycrcb_to_bgr
 from subpixel.color import COLOR_TRANSFORMS, color_transform
 from subpixel.resize import resize_matrix
 from subpixel.serialization import WeightsError, sniff_weights
@@ -196,7 +197,7 @@ def opencv_levels(
 
     RGB: ``cvtColor(RGB2YCrCb)`` on uint8 (integer arithmetic), times float32 ``1/255``, the
     model on Y, Cr/Cb by ``cv::resize`` (bilinear), times 255 rounded half to even and
-    saturated, ``cvtColor(YCrCb2RGB)`` on uint8 (:mod:`subpixel.interop.opencv_pipeline`).
+    saturated, ``cvtColor(YCrCb2RGB)`` on uint8 (:mod:`subpixel._opencv_steps`).
     Grey: ``round(255 · model(level · 1/255))``. Alpha is resized bilinearly like chroma.
 
     Args:
@@ -213,14 +214,6 @@ def opencv_levels(
         >>> opencv_levels(px, near, 2)[0, 0].tolist()    # chroma is bilinear: mixed inside
         [[254, 0, 0], [202, 12, 76], [51, 0, 178], [0, 0, 254]]
     """
-    from subpixel.interop.opencv_pipeline import (
-        bgr_to_ycrcb,
-        from_unit,
-        resize_linear,
-        to_unit,
-        ycrcb_to_bgr,
-    )
-
     n, h, w, c = levels.shape
     k = 1 if c in (1, 2) else 3
     if k == 1:

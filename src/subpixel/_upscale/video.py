@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from subpixel._files import atomic_path
 from subpixel._upscale.engine import Engine
-from subpixel._upscale.files import atomic_path
 from subpixel._upscale.images import ImageError
 
 __all__ = ["VideoError", "VideoResult", "upscale_video"]

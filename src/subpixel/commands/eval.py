@@ -15,9 +15,18 @@ import argparse
 import json
 from pathlib import Path
 
+from subpixel.bundled import names as bundled_names
+
+_BUNDLED = ", ".join(bundled_names())
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, help="a .safetensors file or DEFAULT")
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="NAME|PATH",
+        help=f"bundled weights ({_BUNDLED}) or a .safetensors file",
+    )
     p.add_argument("--scale", type=int, required=True, help="upscaling factor")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="HR image folders")
     p.add_argument(

@@ -11,6 +11,14 @@ examples:
   subpixel experiment autoencoder --dataset fashion-mnist --decoder transposed --limit 20000
   subpixel experiment dcgan --dataset fashion-mnist --upsampler subpixel --epochs 3 --limit 10000
   python benchmarks/run_applications.py      # the whole grid, several seeds, and the tables
+  subpixel experiment faces --weights runs/faces_repsr/model.safetensors \
+      --original runs/faces_original/model.safetensors --out runs/faces_eval
+
+The faces experiment trains nothing: it scores 4× face super-resolution on the held-out
+people of the LFW person split (default data $SUBPIXEL_DATA/faces/lfw; 128×128 centre crops,
+32×32 input by MATLAB bicubic, PSNR/SSIM in RGB and Y with 4 pixels shaved) for bicubic, the
+DEFAULT general ×4 model, the original model and a face model, and writes result.json and
+grid.png (input | bicubic | DEFAULT | original | ours | ground truth).
 """
 
 from __future__ import annotations
@@ -86,11 +94,63 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     _common(gan, "fashion-mnist")
     gan.add_argument("--upsampler", choices=("subpixel", "transposed"), required=True)
+    faces = sub.add_parser(
+        "faces",
+        help="4× face super-resolution on held-out people: bicubic, DEFAULT, original, ours",
+        description="Score bicubic, the DEFAULT general ×4 model, the original project's face "
+        "model and a face model on the held-out people of the LFW person split; write "
+        "result.json and grid.png.",
+    )
+    faces.add_argument(
+        "--data", metavar="DIR", help="face folder (default $SUBPIXEL_DATA/faces/lfw)"
+    )
+    faces.add_argument(
+        "--out", metavar="DIR", help="output folder (default subpixel-experiments/faces)"
+    )
+    faces.add_argument("--weights", metavar="PATH", help="the face model (.safetensors) to score")
+    faces.add_argument("--original", metavar="PATH", help="a subpixel-faces weights file")
+    faces.add_argument(
+        "--split",
+        choices=("lfw", "none"),
+        default="lfw",
+        help="lfw: the held-out people (default); none: every image of --data",
+    )
+    faces.add_argument("--crop", type=int, default=128, help="centre crop before 128×128")
+    faces.add_argument("--every", type=int, default=1, help="keep every N-th image")
+    faces.add_argument("--limit", type=int, metavar="N", help="keep at most N images")
+    faces.add_argument("--grid", type=int, default=8, help="faces in grid.png (default 8)")
+    faces.add_argument("--no-default", action="store_true", help="skip the DEFAULT ×4 model")
+    faces.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     names = ("epochs", "batch_size", "lr")
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def _run_faces(args: argparse.Namespace, command: str) -> int:
+    from subpixel.faces_eval import FacesExperimentConfig, run_faces_experiment, summary
+
+    try:
+        cfg = FacesExperimentConfig(
+            data=args.data,
+            out=args.out,
+            weights=args.weights,
+            original=args.original,
+            split=args.split,
+            crop=args.crop,
+            every=args.every,
+            limit=args.limit,
+            default=not args.no_default,
+            grid=args.grid,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    result = run_faces_experiment(cfg, command=command)
+    print(f"faces: {result['images']} images of {result['people']} people ({result['split']})")
+    print(summary(result))
+    print(f"results: {args.out or 'subpixel-experiments/faces'}/result.json")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     argv = getattr(args, "_argv", None) or sys.argv[1:]
     command = shlex.join(["subpixel", *argv])
+    if args.experiment == "faces":
+        return _run_faces(args, command)
     common = {
         "dataset": args.dataset,
         "seed": args.seed,

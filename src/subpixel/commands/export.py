@@ -24,14 +24,23 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from subpixel.bundled import names as bundled_names
 from subpixel.cli import CliError
 
 if TYPE_CHECKING:
     from torch import nn
 
 
+_BUNDLED = ", ".join(bundled_names())
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, metavar="PATH|DEFAULT", help="weights to export")
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="NAME|PATH",
+        help=f"weights to export: bundled ({_BUNDLED}) or a .safetensors file",
+    )
     p.add_argument("--scale", type=int, help="upscaling factor (default: the weights file's)")
     p.add_argument(
         "--model", default=None, help="architecture (default: the weights file's, else espcn)"
@@ -61,11 +70,11 @@ def model_name(weights: str, given: str | None) -> str:
     """``given``, else the model named in the weights file's metadata, else ``"espcn"``."""
     if given is not None:
         return given
-    if weights.upper() == "DEFAULT":
-        return "espcn"
+    from subpixel.bundled import find, weights_path
     from subpixel.serialization import read_weights_meta
 
-    return read_weights_meta(weights).model or "espcn"  # the header only, no tensors
+    path = weights_path(weights, None) if find(weights) is not None else weights
+    return read_weights_meta(path).model or "espcn"  # the header only, no tensors
 
 
 def run(args: argparse.Namespace) -> int:

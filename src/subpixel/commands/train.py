@@ -1,7 +1,10 @@
 """Train a super-resolution model on folders of images.
 
 LR inputs are made from the HR images with MATLAB-style bicubic downscaling (the field's
-protocol); patches are cut, flipped and rotated at random. Progress, validation PSNR,
+protocol), or with --degradation photo as camera and web photos are made (blur, bicubic,
+bilinear or area downscaling, noise, real JPEG at quality 30-95: subpixel.degrade), so the
+model learns not to sharpen JPEG blocks and noise; patches are cut, flipped and rotated at
+random. Progress, validation PSNR,
 checkpoints (atomic) and a log/plot go to --out; the final weights are
 OUT/model.safetensors with a model card (OUT/model.md).
 
@@ -11,8 +14,10 @@ examples:
   subpixel train ... --resume            # continue an interrupted run exactly
   torchrun --nproc_per_node=2 -m subpixel train ...   # data-parallel
   subpixel train --model subpixel-faces --data img_align_celeba --crop 128 --out runs/faces
+  subpixel train --faces --model repsr --option features=32 --data lfw --split lfw ...  # faces
   subpixel train --model repsr --option features=16 --option blocks=8 --loss l1 \
       --finetune-mse-fraction 0.2 --ema 0.999 ...   # saved collapsed, as an espcn
+  subpixel train ... --degradation photo --init-from runs/x3/model.safetensors  # photo model
 """
 
 from __future__ import annotations
@@ -75,6 +80,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="F",
         help="train the last fraction F of the steps with MSE (after --loss l1, say)",
     )
+    p.add_argument(
+        "--degradation",
+        choices=("clean", "photo"),
+        default="clean",
+        type=str.lower,
+        help="how LR inputs are made: clean (MATLAB bicubic, the protocol; default) or photo "
+        "(random blur, downscaler, noise and JPEG per patch; see subpixel.degrade)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -86,12 +99,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-scale-augment", action="store_true", help="no 0.6-0.9 HR downscaling")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    faces = p.add_argument_group("subpixel-faces (the original project's 4× face model)")
+    faces = p.add_argument_group(
+        "faces: 4× RGB face models on whole 32×32 -> 128×128 centre crops (subpixel.faces_training)"
+    )
+    faces.add_argument(
+        "--faces",
+        action="store_true",
+        help="train --model repsr/espcn with the faces trainer (implied by subpixel-faces)",
+    )
     faces.add_argument(
         "--crop", type=int, default=128, help="centre crop before 128×128 -> 32×32 (default 128)"
     )
     faces.add_argument(
         "--sample-every", type=int, default=500, help="write a sample grid every N steps"
+    )
+    faces.add_argument(
+        "--split",
+        choices=("lfw",),
+        help="train on the training people of the person split, validate on the held-out",
+    )
+    faces.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="flips, scale/shift/colour jitter (default: off for subpixel-faces, else on)",
+    )
+    faces.add_argument(
+        "--beta1", type=float, help="Adam beta1 (default: 0.5 for subpixel-faces, else 0.9)"
     )
 
 
@@ -120,32 +154,53 @@ def _run_faces(args: argparse.Namespace) -> int:
     from subpixel.faces_training import FacesConfig, train_faces
 
     if args.scale not in (None, 4):
-        raise CliError(f"--scale {args.scale}: subpixel-faces upscales by 4 only")
+        raise CliError(f"--scale {args.scale}: the faces trainer upscales by 4 only")
+    if getattr(args, "degradation", "clean") != "clean":
+        raise CliError("--degradation: the faces trainer uses the project's bicubic only")
     if args.threads:
         torch.set_num_threads(args.threads)
     argv = getattr(args, "_argv", None) or sys.argv[1:]
-    cfg = FacesConfig(
-        data=tuple(args.data),
-        out=args.out,
-        crop=args.crop,
-        steps=args.steps,
-        minutes=args.minutes,
-        batch_size=args.batch_size,
-        lr=args.lr if any(a == "--lr" or a.startswith("--lr=") for a in argv) else 2e-4,
-        sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every,
-        seed=args.seed,
-        device=args.device,
-        resume=args.resume,
-        progress=not args.no_progress,
-        command=shlex.join(["subpixel", *argv]),
-    )
+    options = parse_options(args.option)
+    if args.activation:
+        options["activation"] = args.activation
+    if args.residual:
+        options["residual"] = args.residual
+    try:
+        cfg = FacesConfig(
+            data=tuple(args.data),
+            out=args.out,
+            crop=args.crop,
+            steps=args.steps,
+            minutes=args.minutes,
+            batch_size=args.batch_size,
+            lr=args.lr if any(a == "--lr" or a.startswith("--lr=") for a in argv) else None,
+            beta1=args.beta1,
+            sample_every=args.sample_every,
+            checkpoint_every=args.checkpoint_every,
+            seed=args.seed,
+            device=args.device,
+            resume=args.resume,
+            progress=not args.no_progress,
+            command=shlex.join(["subpixel", *argv]),
+            model=args.model,
+            model_options=options,
+            split=args.split,
+            val_every=args.val_every,
+            loss=args.loss,
+            finetune_mse_fraction=args.finetune_mse_fraction,
+            ema=args.ema,
+            augment=args.augment,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     result = train_faces(cfg)
     print(
         f"weights: {result.model_path}  ({result.steps} steps, {result.seconds / 60:.1f} min, "
         f"loss {result.first_loss:.4g} -> {result.last_loss:.4g})"
     )
     print(f"samples: {result.samples[-1].parent}")
+    for name, m in result.metrics.items():
+        print(f"  held-out {name}: PSNR RGB {m['psnr_rgb']:.2f} dB, Y {m['psnr_y']:.2f} dB")
     return 0
 
 
@@ -154,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
 
     from subpixel.train import TrainConfig, train
 
-    if args.model == "subpixel-faces":
+    if args.model == "subpixel-faces" or args.faces:
         return _run_faces(args)
     if args.scale is None:
         raise CliError(f"--scale is required for model {args.model!r}")
@@ -189,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         ema=args.ema,
         finetune_mse_fraction=args.finetune_mse_fraction,
+        degradation=args.degradation,
         resume=args.resume,
         progress=not args.no_progress,
         command=shlex.join(["subpixel", *argv]),

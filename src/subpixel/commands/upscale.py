@@ -34,11 +34,15 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from subpixel.bundled import names as bundled_names
 from subpixel.cli import CliError
 
 if TYPE_CHECKING:
     from subpixel._upscale.batch import Job
     from subpixel._upscale.images import Decoded, Sink
+
+
+_BUNDLED = ", ".join(bundled_names())
 
 
 def _positive(text: str) -> int:
@@ -55,15 +59,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--scale",
         type=int,
         choices=(2, 3, 4),
-        help="upscaling factor (default: 3 with DEFAULT weights, else the weights file's)",
+        help="upscaling factor (default: the weights file's; bundled weights: 3, faces 4)",
     )
     p.add_argument(
         "--weights",
         default="DEFAULT",
-        metavar="PATH|DEFAULT",
-        help="a .safetensors weights file, an OpenCV dnn_superres graph (ESPCN_x3.pb, "
-        "FSRCNN_x2.pb...: imported on the fly, with OpenCV's processing), or DEFAULT for the "
-        "bundled ESPCN (default)",
+        metavar="NAME|PATH",
+        help=f"bundled weights by name ({_BUNDLED}; default DEFAULT), a .safetensors "
+        "file, or an OpenCV dnn_superres graph (ESPCN_x3.pb, FSRCNN_x2.pb...: imported on the "
+        "fly, with OpenCV's processing)",
     )
     p.add_argument(
         "--tile",
@@ -141,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         tqdm.write(f"subpixel upscale: error: {msg}", file=sys.stderr)
 
     def image_fn(job: Job, decoded: Decoded | None, wrap: Callable[[Sink], Sink] | None) -> None:
-        up.upscale_file(
+        up._upscale_file(  # the public upscale_file with the batch's plumbing
             job.src,
             job.dst,
             overwrite=args.overwrite,

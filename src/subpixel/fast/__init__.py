@@ -9,7 +9,7 @@ faster. On CPU:
     its receptive field needs above and below) on one thread, the bands on
     ``torch.get_num_threads()`` threads at once, so activations stay in cache and no
     operation waits for the other threads. With the compiled kernels (where the CPU has
-    AVX2+FMA or AVX-512: :func:`subpixel._native.winograd_simd`) everything is channels
+    AVX2+FMA or AVX-512: :func:`subpixel.fast._kernels.winograd.simd`) everything is channels
     last: the first layer is a direct convolution (``subpixel._conv_first``), the 3×3
     layers run by Winograd F(4×4, 3×3) (``subpixel._winograd``; ReLU fused), the ×2 last
     layer (4 channels) directly (``subpixel._conv3x3``), and a bicubic residual is written
@@ -40,7 +40,7 @@ faster. On CPU:
 
 :class:`FastUpscaler` is the whole Y-channel pipeline on ``uint8`` RGB images: colour
 conversion, the network on Y, bicubic chroma, back to RGB and ``uint8``. On CPU, with the
-compiled kernel (``subpixel._pipeline``, see :mod:`subpixel._native`), the colour
+compiled kernel (``subpixel._pipeline``, see :mod:`subpixel.fast._kernels`), the colour
 conversion is one pass over the input and the chroma's bicubic interpolation (an exact
 polyphase filter), the colour matrix, the pixel shuffle, rounding and the interleaving into
 ``(H, W, 3)`` one pass over the output, row by row in cache (~2 ms per 1080p frame and
@@ -87,7 +87,7 @@ from subpixel.fast._opencv import OpenCVUpscaler, opencv_kernel
 from subpixel.fast._optimize import PRECISIONS, optimize_for_inference
 from subpixel.fast._polyphase import polyphase_taps
 from subpixel.fast._process import malloc_tuned, nnpack_enabled, tune_malloc, tune_process
-from subpixel.fast._upscaler import CHROMA_MODES, COLOR_MODES, FastUpscaler, fast_upscaler_for
+from subpixel.fast._upscaler import CHROMA_MODES, COLOR_MODES, FastUpscaler
 
 __all__ = [
     "CHROMA_MODES",
@@ -98,7 +98,6 @@ __all__ = [
     "FastESPCN",
     "FastUpscaler",
     "OpenCVUpscaler",
-    "fast_upscaler_for",
     "malloc_tuned",
     "nnpack_enabled",
     "opencv_kernel",

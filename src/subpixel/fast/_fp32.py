@@ -1,7 +1,7 @@
 """The fp32 network on CPU (:class:`_CpuFp32`), band by band on all threads.
 
 Compiled kernels (first layer, Winograd F(4×4, 3×3), a direct 3×3 last layer) where
-:mod:`subpixel._native` has them, else im2col and NNPACK/oneDNN; tanh folded into
+:mod:`subpixel.fast._kernels` has them, else im2col and NNPACK/oneDNN; tanh folded into
 ``sigmoid`` with an exact border correction (:class:`_BorderFix`).
 """
 
@@ -12,8 +12,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from subpixel import _native
 from subpixel.fast._bands import _band_map, _im2col_band
+from subpixel.fast._kernels import Built, conv3x3, conv_first, winograd
 from subpixel.fast._net import FastESPCN, _apply_out, _Net, _out_gain
 from subpixel.fast._polyphase import polyphase_taps
 from subpixel.fast._process import nnpack_enabled
@@ -103,7 +103,8 @@ class _Direct3x3:
 
     Winograd's products run on vectors of 16 output channels: with 4 of them, three
     quarters of the lanes are padding, and the direct kernel (one block of 4 channels ×
-    32 pixels, ``_native.conv3x3_rows``) was measured ~28% faster on a 160×640 band.
+    32 pixels, :func:`~subpixel.fast._kernels.conv3x3.rows`) was measured ~28% faster on a
+    160×640 band.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
@@ -112,14 +113,14 @@ class _Direct3x3:
 
     @staticmethod
     def suits(weight: torch.Tensor) -> bool:
-        return _native.conv3x3_available() and int(weight.shape[0]) <= 4
+        return int(weight.shape[0]) <= 4
 
     def __call__(
         self, x: torch.Tensor, out: torch.Tensor, relu: bool, *, accumulate: bool = False
     ) -> bool:
         if relu:  # only ever the last layer
             return False
-        return _native.conv3x3_rows(x, self.weight, self.bias, out, accumulate)
+        return conv3x3.rows(x, self.weight, self.bias, out, accumulate)
 
 
 def _native_bands(h: int, w: int) -> list[tuple[int, int]]:
@@ -144,14 +145,15 @@ _NATIVE_BAND_PIXELS = 12000
 class _CpuFp32(FastESPCN):
     """fp32 on CPU: the whole network band by band (rows, with halos) on all threads.
 
-    With the compiled kernels (:mod:`subpixel._native`: ``conv_first`` and ``winograd``)
-    each band runs the first layer directly and the 3×3 layers by Winograd F(4×4, 3×3),
-    channels last, ReLU fused. Without them: the im2col first layer, NNPACK Winograd 3×3
-    layers (oneDNN when NNPACK is missing) and the output activation. One band per thread,
-    the bands in parallel.
+    With the compiled kernels (:mod:`subpixel.fast._kernels`: ``conv_first``, ``winograd``;
+    used exactly when ``kernels`` says they run here, for every model whose layers they
+    take: first layer k ≤ 11 with ≤ 256 channels, 3×3 layers) each band runs the first
+    layer directly and the 3×3 layers by Winograd F(4×4, 3×3), channels last, ReLU fused.
+    Without them: the im2col first layer, NNPACK Winograd 3×3 layers (oneDNN when NNPACK is
+    missing) and the output activation. One band per thread, the bands in parallel.
     """
 
-    def __init__(self, net: _Net) -> None:
+    def __init__(self, net: _Net, kernels: Built) -> None:
         self.scale = net.scale
         self.precision = "fp32"
         self.device = torch.device("cpu")
@@ -185,7 +187,7 @@ class _CpuFp32(FastESPCN):
         # rows each layer's input needs above and below its output band
         self.halos = [sum(k // 2 for _, _, k, _ in self.convs[i:]) for i in range(len(rest) + 1)]
         self._setup_residual(net)
-        self.winograd = self._compiled_layers()
+        self.winograd = self._compiled_layers(kernels)
         self._res_filter: tuple[torch.Tensor, torch.Tensor] | None = None  # taps, zero bias
         # NNPACK only without the compiled kernels, and only where the process opted in
         # (tune_process: its set-up fixes its pool at one thread for the whole process)
@@ -201,9 +203,9 @@ class _CpuFp32(FastESPCN):
                 self._res_filter = (k.float().contiguous(), torch.zeros(k.shape[0]))
                 self._res_in_raw = True
 
-    def _compiled_layers(self) -> list[_Conv3x3Rows] | None:
+    def _compiled_layers(self, kernels: Built) -> list[_Conv3x3Rows] | None:
         """The 3×3 layers for the compiled kernels, or None where they do not apply."""
-        if not (_native.conv_first_available() and _native.winograd_simd() and self.convs):
+        if kernels.fp32_declines() is not None or not self.convs:
             return None
         if self.k1 > 11:
             return None
@@ -212,10 +214,10 @@ class _CpuFp32(FastESPCN):
         layers: list[_Conv3x3Rows] = []
         for idx, (wt, b, k, _) in enumerate(self.convs):
             conv: _Conv3x3Rows | None = None
-            if k == 3 and idx == len(self.convs) - 1 and _Direct3x3.suits(wt):
+            if k == 3 and idx == len(self.convs) - 1 and kernels.conv3x3 and _Direct3x3.suits(wt):
                 conv = _Direct3x3(wt, b)
             elif k == 3:
-                conv = _native.Winograd3x3.create(wt, b)
+                conv = winograd.Winograd3x3.create(wt, b)
             if conv is None:
                 return None
             layers.append(conv)
@@ -282,14 +284,14 @@ class _CpuFp32(FastESPCN):
         lo, hi = r0 - self.halos[0], r1 + self.halos[0]
         x = torch.empty(hi - lo, w, self.w1.shape[0])
         src = padded[0, r0 : r0 + hi - lo + self.k1 - 1]
-        if not _native.conv_first_rows(src, self.w1_kk, self.b1_vec, x, relu):
+        if not conv_first.rows(src, self.w1_kk, self.b1_vec, x, relu):
             raise RuntimeError("subpixel: the compiled first layer refused its arguments")
         residual = replicated is not None and self._res_filter is not None
         if replicated is not None and self._res_filter is not None:
             # the bicubic phases first, by the same kernel: the last layer adds onto them
             taps, zeros = self._res_filter
             rows = replicated[r0 : r1 + 4]
-            if not _native.conv_first_rows(rows, taps, zeros, out[r0:r1], False):
+            if not conv_first.rows(rows, taps, zeros, out[r0:r1], False):
                 raise RuntimeError("subpixel: the compiled residual refused its arguments")
         for idx, (conv, (_, _, _, fix)) in enumerate(zip(self.winograd, self.convs, strict=True)):
             if not relu:

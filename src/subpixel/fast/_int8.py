@@ -12,9 +12,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from subpixel import _native
 from subpixel.fast._bands import _bands, _im2col_band
 from subpixel.fast._calibration import _default_calibration, _input_moments, _relu_ranges
+from subpixel.fast._kernels import Built, conv3x3
 from subpixel.fast._net import FastESPCN, _apply_out, _Net, _out_gain
 
 
@@ -83,7 +83,7 @@ def _first_layer_tolerates_int8(
 class _CpuInt8(FastESPCN):
     """int8 on CPU: oneDNN u8s8 convolutions (first and last layer possibly fp32), fp32 out."""
 
-    def __init__(self, net: _Net, calibration: torch.Tensor | None = None) -> None:
+    def __init__(self, net: _Net, calibration: torch.Tensor | None, kernels: Built) -> None:
         if len(net.layers) < 2:
             raise ValueError("int8 needs at least two convolutions")
         self.scale = net.scale
@@ -150,6 +150,8 @@ class _CpuInt8(FastESPCN):
         # ReLU nets at ×2: the last layer in float32 on float activations (see
         # LAST_LAYER_FP32_SCALES)
         self.last_fp32: tuple[torch.Tensor, torch.Tensor, int] | None = None
+        # that layer by the compiled direct kernel where it runs (decided here, once)
+        self.last_compiled = kernels.conv3x3
         if self.act == "relu" and net.scale in LAST_LAYER_FP32_SCALES and len(rest) >= 2:
             last_layer = rest.pop()
             # on bfloat16 activations with bfloat16 weights (float32 sums): half the memory
@@ -255,7 +257,7 @@ class _CpuInt8(FastESPCN):
                 wl, bl, kl = self.last_fp32
                 # compiled 3x3 kernel straight into pixel rows (~4x oneDNN's fp32 conv
                 # with 4 outputs), else PyTorch in float32 (the same sums)
-                zl = _native.conv3x3_pixels(x, wl, bl) if kl == 3 else None
+                zl = conv3x3.pixels(x, wl, bl) if kl == 3 and self.last_compiled else None
                 if zl is not None:
                     _apply_out(zl, self.out_act)
                     return zl

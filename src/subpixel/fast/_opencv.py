@@ -21,25 +21,20 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import importlib
 from types import ModuleType
 
 import numpy as np
 import torch
 
+from subpixel import _compiled
 from subpixel.fast._net import FastESPCN
 
 __all__ = ["OpenCVUpscaler", "opencv_kernel"]
 
 
-@functools.cache
 def opencv_kernel() -> ModuleType | None:
     """The compiled ``subpixel._opencv_levels`` module, imported once; ``None`` if not built."""
-    try:
-        return importlib.import_module("subpixel._opencv_levels")
-    except ImportError:
-        return None
+    return _compiled.load("opencv_levels")
 
 
 class OpenCVUpscaler:

@@ -7,6 +7,7 @@ from torch import nn
 
 from subpixel.fast._fp32 import _CpuFp32
 from subpixel.fast._int8 import _CpuInt8
+from subpixel.fast._kernels import Built
 from subpixel.fast._net import FastESPCN, _parse
 from subpixel.fast._torch import _Torch
 
@@ -20,6 +21,7 @@ def optimize_for_inference(
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     calibration: torch.Tensor | None = None,
+    kernels: Built | None = None,
 ) -> FastESPCN:
     """Prepare an ESPCN-like ``model`` for fast inference on ``device``.
 
@@ -39,6 +41,9 @@ def optimize_for_inference(
         calibration: for int8 with ReLU activations, ``(N, 1, H, W)`` Y images whose
             activation maxima set the 8-bit ranges (default: built-in synthetic patterns of
             edges, lines and textures). tanh activations need none: their range is fixed.
+        kernels: the compiled kernels to use (:class:`~subpixel.fast._kernels.Built`;
+            default: those built here, :meth:`~subpixel.fast._kernels.Built.detect`).
+            :func:`subpixel.backends.choose` passes its own, so that one decision holds.
 
     Returns:
         A :class:`FastESPCN`; its ``backend`` names the kernels used.
@@ -61,6 +66,7 @@ def optimize_for_inference(
         if precision == "int8":
             raise ValueError(f"precision='int8' runs on CPU only, not {dev}")
         return _Torch(model, net, dev, torch.float32)
+    kernels = Built.detect() if kernels is None else kernels
     if precision == "int8":
-        return _CpuInt8(net, calibration)
-    return _CpuFp32(net)
+        return _CpuInt8(net, calibration, kernels)
+    return _CpuFp32(net, kernels)

@@ -1,8 +1,8 @@
 """The fused Y-channel pipeline on ``uint8`` RGB (:class:`FastUpscaler`).
 
 Colour conversion, the network on Y, polyphase bicubic chroma, back to RGB and ``uint8``:
-in the compiled kernel (:mod:`subpixel._native`) where built, else as matrix products per
-band of rows.
+in the compiled kernel (:mod:`subpixel.fast._kernels.pipeline`) where built, else as
+matrix products per band of rows.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from subpixel import _native
 from subpixel.color import COLOR_TRANSFORMS, color_transform
 from subpixel.fast._bands import _bands
-from subpixel.fast._net import FastESPCN, _parse
-from subpixel.fast._optimize import PRECISIONS, optimize_for_inference
+from subpixel.fast._kernels import Built
+from subpixel.fast._kernels import pipeline as kernel
+from subpixel.fast._net import FastESPCN
+from subpixel.fast._optimize import optimize_for_inference
 from subpixel.fast._polyphase import polyphase_taps
 
 #: Colour transforms :class:`FastUpscaler` knows by name (as :class:`Pipeline`'s ``color``).
@@ -55,9 +56,9 @@ class FastUpscaler:
 
     ``up(rgb)`` equals: RGB/255 → YCbCr (``color``) → model on Y, clamped to [0, 1] →
     bicubic chroma (``chroma``) → RGB, clamped → ``floor(255·x + 0.5)``, within one level.
-    On CPU everything but the network runs in the compiled kernel where it was built
-    (:func:`subpixel._native.pipeline_available`), else in PyTorch: same values within
-    float32 rounding (a level apart on a few pixels in 10⁵).
+    On CPU everything but the network runs in the compiled kernel where ``kernels`` says it
+    was built (:attr:`compiled`, decided once), else in PyTorch: same values within float32
+    rounding (a level apart on a few pixels in 10⁵).
 
     Args:
         model: an ESPCN-like model (see :func:`optimize_for_inference`), or a
@@ -67,6 +68,8 @@ class FastUpscaler:
             as MATLAB (``"bt601-studio"``) with MATLAB bicubic chroma (``"bicubic-matlab"``).
         device: where to run; ``precision``: ``"fp32"`` or ``"int8"`` (ignored when
             ``model`` is already a :class:`FastESPCN`).
+        kernels: the compiled kernels to use (default: those built here); the network
+            built here gets the same.
 
     Raises:
         ValueError: unknown colour or chroma mode, or a model that cannot be fused.
@@ -86,11 +89,13 @@ class FastUpscaler:
         pipeline: _PipelineLike | None = None,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
+        kernels: Built | None = None,
     ) -> None:
+        kernels = Built.detect() if kernels is None else kernels
         self.net = (
             model
             if isinstance(model, FastESPCN)
-            else optimize_for_inference(model, device=device, precision=precision)
+            else optimize_for_inference(model, device=device, precision=precision, kernels=kernels)
         )
         color = pipeline.color if pipeline is not None else "bt601-studio"
         chroma = pipeline.chroma if pipeline is not None else "bicubic-matlab"
@@ -98,6 +103,8 @@ class FastUpscaler:
             raise ValueError(f"unknown chroma {chroma!r}; expected one of {CHROMA_MODES}")
         self.scale = s = self.net.scale
         self.device = self.net.device
+        #: Whether the colour/chroma stages run in the compiled kernel (CPU, where built).
+        self.compiled = self.device.type == "cpu" and kernels.pipeline
         s_mat, s0, m, m0 = _affine(color)
         # pre: [Y, C1, C2] = S @ rgb + s0 (rgb in [0, 1]; S/255 for 8-bit input)
         self.pre_w = torch.from_numpy(s_mat).float().to(self.device)
@@ -137,7 +144,7 @@ class FastUpscaler:
         self.post8 = post(255.0, 0.5)
         self.post1 = post(1.0, 0.0)
         self._chunk = self.device.type == "cpu"
-        # the same numbers for the compiled kernel (subpixel._native): pre rows Y, C1, C2 of
+        # the same numbers for the compiled kernel (_kernels.pipeline): pre rows Y, C1, C2 of
         # [r, g, b, offset]; post rows R, G, B of [kY, kC1, kC2, offset]
         pre = np.concatenate([s_mat, s0[:, None]], axis=1)
         self._pre_coef = {
@@ -181,21 +188,22 @@ class FastUpscaler:
         return out
 
     def _native(self, src: torch.Tensor, out: torch.Tensor, top: float) -> bool:
-        """The whole frame with the compiled kernels (:mod:`subpixel._native`), if present.
+        """The whole frame with the compiled kernel (:mod:`~subpixel.fast._kernels.pipeline`).
 
         ``src`` is ``(h, w, 3)`` uint8 (``top`` 255: rounded levels out) or ``(3, h, w)``
-        float32 (``top`` 1: floats out). False, having done nothing, without the kernels.
+        float32 (``top`` 1: floats out). False, having done nothing, where :attr:`compiled`
+        is not set (or the kernel declines the arrays: the PyTorch path then runs).
         """
-        if self.device.type != "cpu" or not _native.pipeline_available():
+        if not self.compiled:
             return False
         replicate = self.pad_mode == "replicate"
-        planes = _native.rgb_to_ycc(src, self._pre_coef[top], replicate)
+        planes = kernel.rgb_to_ycc(src, self._pre_coef[top], replicate)
         if planes is None:
             return False
         y, chroma = planes
         h, w = y.shape
         phases = self.net.phases(y)
-        if not _native.ycc_to_rgb(
+        if not kernel.ycc_to_rgb(
             phases, chroma, self._taps, self._post_coef[top], self.p_range, replicate, out, top
         ):
             post = self.post8 if top == 255.0 else self.post1
@@ -281,36 +289,3 @@ class FastUpscaler:
             out[...] = res.cpu().numpy()
             return out
         return res.cpu().numpy()
-
-
-def fast_upscaler_for(
-    model: nn.Module,
-    pipeline: _PipelineLike | None = None,
-    *,
-    device: str | torch.device = "cpu",
-    precision: str = "fp32",
-) -> FastUpscaler | None:
-    """The :class:`FastUpscaler` for ``model``, or ``None`` if it is not ESPCN-like.
-
-    For the upscaling tool: fp32 falls back (``None``) to the plain path, which computes the
-    same thing more slowly; ``"int8"`` on a model it cannot run raises instead.
-
-    Raises:
-        ValueError: unknown precision, or int8 for a model or device it cannot run.
-
-    Example:
-        >>> from subpixel.models.espcn import ESPCN
-        >>> fast_upscaler_for(ESPCN(2)).net.backend.startswith("cpu-")
-        True
-        >>> fast_upscaler_for(ESPCN(2, channels=3)) is None
-        True
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    try:
-        _parse(model)
-    except ValueError as exc:
-        if precision == "int8":
-            raise ValueError(f"precision='int8' is not available for this model: {exc}") from None
-        return None
-    return FastUpscaler(model, pipeline=pipeline, device=device, precision=precision)

@@ -37,8 +37,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from subpixel._files import atomic_write_bytes
 from subpixel.layers import PixelShuffle, PixelUnshuffle
-from subpixel.serialization import atomic_write_bytes
 
 __all__ = ["DEFAULT_OPSET", "check_onnx", "export_bytes", "onnx_ops", "to_onnx"]
 

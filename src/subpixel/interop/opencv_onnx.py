@@ -46,8 +46,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from subpixel._files import atomic_write_bytes
 from subpixel.interop.onnx_export import DEFAULT_OPSET, _require, export_bytes
-from subpixel.serialization import atomic_write_bytes
 
 __all__ = [
     "DNN_SUPERRES_BLOCKS",

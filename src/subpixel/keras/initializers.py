@@ -25,12 +25,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from subpixel.ops import Factor, ShuffleSpec, order_permutation
+from subpixel.ops import TORCH_ORDERS, Factor, ShuffleSpec, order_permutation
 
-__all__ = ["ICNR", "TORCH_ORDERS"]
-
-#: PyTorch's order for 1, 2 and 3 spatial axes: ``c`` outermost.
-TORCH_ORDERS = {1: "cw", 2: "chw", 3: "cdhw"}
+__all__ = ["ICNR", "TORCH_ORDERS"]  # TORCH_ORDERS: subpixel.ops's table, re-exported
 
 
 @keras.saving.register_keras_serializable(package="subpixel")

@@ -163,16 +163,10 @@ class ESPCN(keras.Model):
 
 
 def _weights_path(weights: str | os.PathLike[str], scale: int) -> Path:
-    if isinstance(weights, str) and weights.upper() == "DEFAULT":
-        from subpixel.models import default_weights_path
+    from subpixel.bundled import find, weights_path
 
-        path = default_weights_path("espcn", scale)
-        if not path.exists():
-            bundled = sorted(p.name for p in path.parent.glob("espcn_x*.safetensors"))
-            raise WeightsError(
-                f"no bundled ESPCN weights at scale {scale}; bundled: {', '.join(bundled)}"
-            )
-        return path
+    if find(weights) is not None:
+        return weights_path(str(weights), scale)
     return Path(weights)
 
 
@@ -181,9 +175,10 @@ def espcn(scale: int = 3, *, weights: str | os.PathLike[str] | None = None, **co
 
     Args:
         scale: upscaling factor.
-        weights: ``None`` (random initialisation), ``"DEFAULT"`` (the weights bundled with
-            subpixel for ``scale``), or the path of a subpixel ``.safetensors`` file of an
-            ESPCN (what ``subpixel train`` writes, or :func:`subpixel.keras.weights.save_torch`).
+        weights: ``None`` (random initialisation), the name of bundled weights
+            (``"DEFAULT"``, ``"espcn"``...: :mod:`subpixel.bundled`) for ``scale``, or the
+            path of a subpixel ``.safetensors`` file of an ESPCN (what ``subpixel train``
+            writes, or :func:`subpixel.keras.weights.save_torch`).
         **config: :class:`ESPCN`'s options. With weights, options not given come from the
             file and given ones must agree with it.
 

@@ -35,7 +35,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from subpixel.serialization import atomic_write_bytes
+from subpixel._files import atomic_write_bytes
 
 __all__ = ["export_tflite", "run_tflite"]
 

@@ -14,12 +14,12 @@ import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from subpixel.bundled import find, weights_path
 from subpixel.models.autoencoder import build_autoencoder
 from subpixel.models.dcgan import build_dcgan
 from subpixel.models.espcn import ESPCN
@@ -28,7 +28,7 @@ from subpixel.models.fsrcnn import FSRCNN
 from subpixel.models.reparam import RepSR
 from subpixel.serialization import WeightsError, load_weights
 
-__all__ = ["ModelEntry", "WeightsError", "default_weights_path", "get_model", "list_models"]
+__all__ = ["ModelEntry", "WeightsError", "get_model", "list_models"]
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,6 @@ def _check_config(entry: ModelEntry, config: dict[str, Any]) -> None:
         )
 
 
-def default_weights_path(name: str, scale: int) -> Path:
-    """Path of the bundled weights for ``name`` at ``scale`` (may not exist)."""
-    root = resources.files("subpixel") / "weights" / f"{name}_x{scale}.safetensors"
-    return Path(str(root))
-
-
 def get_model(
     name: str, *, weights: str | os.PathLike[str] | None = None, **config: Any
 ) -> nn.Module:
@@ -95,8 +89,8 @@ def get_model(
 
     Args:
         name: a name from :func:`list_models`.
-        weights: ``None`` (random init), a ``.safetensors`` path, or ``"DEFAULT"`` (the
-            weights bundled with the package for this model and ``scale``).
+        weights: ``None`` (random init), a ``.safetensors`` path, or the name of bundled
+            weights (``"DEFAULT"``, ``"espcn"``...: :mod:`subpixel.bundled`) for ``scale``.
         **config: the builder's options (e.g. ``scale=3``); unknown keys raise.
 
     When a weights file carries a config, options not given are taken from it and given
@@ -109,15 +103,10 @@ def get_model(
     _check_config(entry, config)
     if weights is None:
         return entry.builder(**config)
-    if isinstance(weights, str) and weights.upper() == "DEFAULT":
-        scale = config.get("scale", 3)
-        path = default_weights_path(name, scale)
+    if find(weights) is not None:
+        path = weights_path(str(weights), config.get("scale"))
         if not path.exists():
-            bundled = sorted(p.name for p in path.parent.glob(f"{name}_x*.safetensors"))
-            raise WeightsError(
-                f"no bundled weights for model {name!r} at scale {scale}; bundled: "
-                f"{', '.join(bundled) or 'none'}"
-            )
+            raise WeightsError(f"{path}: bundled weights missing from this installation")
     else:
         path = Path(weights)
     tensors, meta = load_weights(path)

@@ -1,9 +1,12 @@
-"""Atomic output files: written under a temporary name in the same folder, then renamed.
+"""Atomic file writes, the one implementation: a temporary name in the same folder, then renamed.
 
-The temporary name is hidden and says whose it is: ``.<name>.<pid>.<random>.part<ext>``.
-A run killed mid-write (SIGKILL, power loss) leaves such a file, never a partial output;
-:func:`remove_stale_temps` deletes those whose process is gone, and folder scans skip
-hidden files, so a leftover is never taken for an input or an output.
+Everything subpixel writes (upscaled images and videos, weights, ONNX/TFLite exports, run
+logs) goes through :func:`atomic_path` (a temporary path to write, fsynced and renamed on
+success) or :func:`atomic_write_bytes` (bytes, through it). The temporary name is hidden
+and says whose it is: ``.<name>.<pid>.<random>.part<ext>``. A run killed mid-write
+(SIGKILL, power loss) leaves such a file, never a partial output; :func:`remove_stale_temps`
+deletes those whose process is gone, and folder scans skip hidden files, so a leftover is
+never taken for an input or an output.
 
 Example:
     >>> import os, tempfile
@@ -24,7 +27,14 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "output_of", "remove_stale_temps", "same_file"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "check_output",
+    "output_of",
+    "remove_stale_temps",
+    "same_file",
+]
 
 #: ``.<name>.<pid>.<8 random chars from mkstemp>.part<ext>``
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.part(?P<ext>\.[^.]*)?$")
@@ -49,26 +59,35 @@ def _fsync(path: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
+def atomic_path(
+    path: str | os.PathLike[str], *, parents: bool = True, what: str = "the output"
+) -> Iterator[str]:
     """Yield a temporary path next to ``path``; on success fsync it and rename it to ``path``.
 
     The temporary name is hidden (leading dot), carries the process id and keeps the
     extension, so encoders that look at it pick the right format. On any exception it is
-    removed and nothing is left; an ``OSError`` (disk full, quota, I/O error...) is raised
-    again as one naming ``path``, with the same ``errno``.
+    removed, nothing is left and an existing ``path`` stays as it was; an ``OSError``
+    (disk full, quota, I/O error...) is raised again as one naming ``path``, with the same
+    ``errno``: ``"<path>: cannot write <what> (<reason>)"``.
+
+    Args:
+        path: the file to write.
+        parents: create missing folders above it (else their absence is the error).
+        what: how the message names the file (``""``: ``"<path>: cannot write (...)"``).
 
     Raises:
-        OSError: the folder cannot be created or the output cannot be written, with the
-            output path named.
+        OSError: the folder cannot be created or the file cannot be written, with ``path``
+            named.
     """
     p = Path(path)
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
+        if parents:
+            p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
             prefix=f".{p.name}.{os.getpid()}.", suffix=f".part{p.suffix}", dir=p.parent
         )
     except OSError as exc:
-        raise _named(exc, p, None) from None
+        raise _named(exc, p, None, what) from None
     os.close(fd)
     try:
         yield tmp
@@ -79,17 +98,35 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError) and not str(exc).startswith(f"{p}: "):
-            raise _named(exc, p, tmp) from None
+            raise _named(exc, p, tmp, what) from None
         raise
 
 
-def _named(exc: OSError, path: Path, tmp: str | None) -> OSError:
-    """``exc`` as ``OSError("<path>: cannot write the output (<reason>)")``, errno kept."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_path`; the folder must exist).
+
+    On failure (disk full, quota...) the temporary file is removed, an existing ``path`` is
+    left as it was, and the ``OSError`` names ``path`` (same ``errno``):
+    ``"<path>: cannot write (<reason>)"``.
+
+    Example:
+        >>> import os, tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> atomic_write_bytes(os.path.join(d, "a.bin"), b"ab")
+        >>> os.listdir(d), open(os.path.join(d, "a.bin"), "rb").read()
+        (['a.bin'], b'ab')
+    """
+    with atomic_path(path, parents=False, what="") as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+
+
+def _named(exc: OSError, path: Path, tmp: str | None, what: str) -> OSError:
+    """``exc`` as ``OSError("<path>: cannot write <what> (<reason>)")``, errno kept."""
     reason = exc.strerror if exc.errno is not None and exc.strerror else str(exc)
     if tmp is not None:
         reason = reason.removeprefix(f"{tmp}: ").replace(tmp, str(path))
     reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
-    err = OSError(f"{path}: cannot write the output ({reason})")
+    err = OSError(f"{path}: cannot write {what + ' ' if what else ''}({reason})")
     err.errno = exc.errno
     return err
 
@@ -164,3 +201,26 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     except OSError:
         pass
     return pa.resolve() == pb.resolve()
+
+
+def check_output(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], *, overwrite: bool
+) -> None:
+    """Refuse an output ``dst`` that is the input ``src`` (always) or exists (unless asked).
+
+    The one check of both, for images, videos and the command line's jobs.
+
+    Raises:
+        ValueError: ``dst`` is ``src`` (whether or not ``overwrite``).
+        FileExistsError: ``dst`` exists and not ``overwrite``.
+
+    Example:
+        >>> check_output("a.png", "./a.png", overwrite=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: a.png: the output would overwrite the input
+    """
+    if same_file(src, dst):
+        raise ValueError(f"{dst}: the output would overwrite the input")
+    if not overwrite and Path(dst).exists():
+        raise FileExistsError(f"{dst}: exists (use --overwrite / overwrite=True)")
