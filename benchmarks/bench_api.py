@@ -9,7 +9,8 @@ each per round, after warm-up calls, so that background load hits all alike):
     ``ESPCN_xS.pb`` imported with ``subpixel import-opencv``, hence OpenCV's processing
     (uint8 YCrCb, bilinear chroma, its rounding, the graph's tanh output).
 ``bundled``
-    ``subpixel.upscale(img, scale=s)``: the bundled weights and the paper's processing.
+    ``subpixel.upscale(img, scale=s, weights=NAME)`` for each ``--bundled NAME`` (default
+    ``DEFAULT``): bundled weights and the paper's processing.
 ``opencv``
     ``cv2.dnn_superres.DnnSuperResImpl.upsample`` with the same ``.pb`` (BGR in and out).
 
@@ -82,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         help="OpenCV's ESPCN_xS.pb (default) or FSRCNN_xS.pb (no bundled column then)",
     )
     p.add_argument(
+        "--bundled",
+        nargs="+",
+        default=["DEFAULT"],
+        metavar="NAME",
+        help="bundled weights to time (default: DEFAULT), one column each",
+    )
+    p.add_argument(
         "--tune-process",
         action="store_true",
         help="call subpixel.fast.tune_process() first, as the subpixel command does",
@@ -106,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, OpenCV {cv2.__version__}, load {os.getloadavg()[0]:.1f}, "
         f"tune_process: {args.tune_process}"
     )
-    print("| scale | OpenCV | imported (× OpenCV) | bundled (× OpenCV) | max level diff |")
-    print("|---|---|---|---|---|")
+    bundles = args.bundled if args.model == "espcn" else []
+    heads = "".join(f" {b} (× OpenCV) |" for b in bundles)
+    print(f"| scale | OpenCV | imported (× OpenCV) |{heads} max level diff |")
+    print("|---|---|---|" + "---|" * len(bundles) + "---|")
     with tempfile.TemporaryDirectory() as tmp:
         for s in args.scales:
             pb = data / "models" / f"opencv-{args.model}" / f"{args.model.upper()}_x{s}.pb"
@@ -128,16 +138,14 @@ def main(argv: list[str] | None = None) -> int:
                     img, scale=s, weights=w
                 ),
             }
-            if args.model == "espcn":
-                fns["bundled"] = lambda s=s, img=img: subpixel.upscale(img, scale=s)
+            for b in bundles:
+                fns[b] = lambda s=s, img=img, b=b: subpixel.upscale(img, scale=s, weights=b)
             fps = _median_fps(fns, args.rounds, args.warmup)
             cv = fps["opencv"]
-            bundled = (
-                f"{fps['bundled']:.2f} ({fps['bundled'] / cv:.2f}×)" if "bundled" in fps else "—"
-            )
+            cols = "".join(f" {fps[b]:.2f} ({fps[b] / cv:.2f}×) |" for b in bundles)
             print(
-                f"| ×{s} | {cv:.2f} | {fps['imported']:.2f} ({fps['imported'] / cv:.2f}×) "
-                f"| {bundled} | {diff} |",
+                f"| ×{s} | {cv:.2f} | {fps['imported']:.2f} ({fps['imported'] / cv:.2f}×) |"
+                f"{cols} {diff} |",
                 flush=True,
             )
     print(f"load average after: {os.getloadavg()[0]:.1f}")

@@ -328,9 +328,10 @@ def test_clean_is_todays_bicubic_protocol(scale: int, dtype: torch.dtype) -> Non
 def test_same_seed_same_lr_and_replay() -> None:
     hr = torch.from_numpy(smooth_image(48, 48, seed=3)).float()
     outs = {}
+    always = dataclasses.replace(PHOTO, clean_prob=0.0)  # clean draws are alike by design
     for seed in range(8):
-        a = degrade(hr, 2, PHOTO, seed)
-        b = degrade(hr, 2, PHOTO, np.random.default_rng(seed))
+        a = degrade(hr, 2, always, seed)
+        b = degrade(hr, 2, always, np.random.default_rng(seed))
         assert torch.equal(a.lr, b.lr) and a.applied == b.applied
         assert torch.equal(apply_steps(hr, a.applied), a.lr)
         outs[seed] = a.lr
@@ -338,7 +339,8 @@ def test_same_seed_same_lr_and_replay() -> None:
         assert not torch.equal(outs[s], outs[s + 1])
     # A generator is advanced: two calls in a row differ.
     g = np.random.default_rng(0)
-    assert degrade(hr, 2, PHOTO, g).applied != degrade(hr, 2, PHOTO, g).applied
+    assert degrade(hr, 2, always, g).applied != degrade(hr, 2, always, g).applied
+    assert degrade(hr, 2, PHOTO, 5).applied == degrade(hr, 2, PHOTO, 5).applied
 
 
 def test_lr_is_aligned_with_hr_blocks() -> None:
@@ -416,8 +418,13 @@ def test_photo_statistics_over_many_draws() -> None:
     def near(count: int, p: float) -> bool:  # within 5 binomial standard deviations
         return abs(count - n * p) <= 5 * math.sqrt(n * p * (1 - p))
 
+    kept = 1 - PHOTO.clean_prob  # the others are the protocol's bicubic only
+    plain = [a for a in draws if a.steps == (Downscale("bicubic", scale),)]
+    bicubic = dict(PHOTO.downscale_weights)["bicubic"] / sum(w for _, w in PHOTO.downscale_weights)
+    chance = (1 - PHOTO.blur_prob) * bicubic * (1 - PHOTO.noise_prob) * (1 - PHOTO.jpeg_prob)
+    assert PHOTO.clean_prob > 0 and near(len(plain), PHOTO.clean_prob + kept * chance)
     blurs = [s for a in draws for s in a if isinstance(s, GaussianBlur | MotionBlur)]
-    assert near(len(blurs), PHOTO.blur_prob)
+    assert near(len(blurs), kept * PHOTO.blur_prob)
     iso = [s for s in blurs if isinstance(s, GaussianBlur) and s.kind == "isotropic"]
     motion = [s for s in blurs if isinstance(s, MotionBlur)]
     m = len(blurs)
@@ -434,21 +441,23 @@ def test_photo_statistics_over_many_draws() -> None:
 
     methods = [s.method for a in draws for s in a if isinstance(s, Downscale)]
     assert len(methods) == n and all(a.names.count("downscale") == 1 for a in draws)
+    total = sum(w for _, w in PHOTO.downscale_weights)
     for method, weight in PHOTO.downscale_weights:
-        assert near(methods.count(method), weight)
+        extra = PHOTO.clean_prob if method == "bicubic" else 0.0
+        assert near(methods.count(method), extra + kept * weight / total)
 
     noises = [s for a in draws for s in a if isinstance(s, Noise)]
-    assert near(len(noises), PHOTO.noise_prob)
+    assert near(len(noises), kept * PHOTO.noise_prob)
     assert all(PHOTO.noise_sigma[0] <= s.sigma <= PHOTO.noise_sigma[1] for s in noises)
     assert abs(sum(s.grey for s in noises) / len(noises) - PHOTO.noise_grey_prob) < 0.05
     assert abs(sum(s.kind == "poisson" for s in noises) / len(noises) - 0.4) < 0.05
     assert len({s.seed for s in noises}) == len(noises)
 
     firsts = [a.steps[a.names.index("jpeg")].quality for a in draws if "jpeg" in a.names]  # type: ignore[union-attr]
-    assert near(len(firsts), PHOTO.jpeg_prob)
+    assert near(len(firsts), kept * PHOTO.jpeg_prob)
     assert min(firsts) == 30 and max(firsts) == 95
     seconds = [a.steps[-1].quality for a in draws if a.names.count("jpeg") == 2]  # type: ignore[union-attr]
-    assert near(len(seconds), PHOTO.jpeg_prob * PHOTO.jpeg2_prob)
+    assert near(len(seconds), kept * PHOTO.jpeg_prob * PHOTO.jpeg2_prob)
     assert min(seconds) >= 60 and max(seconds) <= 95
     # The order is the configured one.
     rank = {name: k for k, name in enumerate(PHOTO.order)}

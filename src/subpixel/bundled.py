@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -60,6 +61,14 @@ BUNDLES: dict[str, Bundle] = {
             3,
             "ESPCN (Shi et al. 2016; 3 layers, ReLU, bicubic residual) trained on T91 + "
             "BSDS200: the 2016 baseline",
+        ),
+        Bundle(
+            "fast",
+            (2, 3),
+            3,
+            "the real-time family's fast tier: 9 plain 3×3 convolutions of 16 channels (trained "
+            "re-parameterised, RepSR M8C16), ReLU, bicubic residual; clean images, renders, "
+            "screenshots",
         ),
     )
 }
@@ -117,5 +126,5 @@ def describe() -> str:
     lines = [f"DEFAULT = {DEFAULT}"]
     for b in BUNDLES.values():
         factors = "/".join(f"×{s}" for s in b.scales)
-        lines.append(f"{b.name} ({factors}): {b.summary}")
+        lines += textwrap.wrap(f"{b.name} ({factors}): {b.summary}", 86, subsequent_indent="  ")
     return "\n".join(lines)

@@ -518,6 +518,9 @@ class DegradationConfig:
     included).
 
     Attributes:
+        clean_prob: Probability that an image gets the SR protocol's bicubic downscaling
+            only (:data:`CLEAN`) instead of drawing the steps below, so that a model trained
+            on the mixture still sees clean inputs and keeps their detail.
         order: The steps to run, a subset of ``("blur", "downscale", "noise", "jpeg")`` in any
             order that contains ``"downscale"``.
         blur_prob: Probability of the blur step.
@@ -548,6 +551,7 @@ class DegradationConfig:
     """
 
     order: tuple[str, ...] = ("blur", "downscale", "noise", "jpeg")
+    clean_prob: float = 0.0
     blur_prob: float = 0.0
     blur_weights: Weights = (("isotropic", 0.5), ("anisotropic", 0.35), ("motion", 0.15))
     blur_sigma: Range = (0.2, 0.8)
@@ -637,11 +641,14 @@ def _check_range(
 #: The SR protocol: MATLAB bicubic downscaling only (equals :func:`subpixel.data.degrade`).
 CLEAN = DegradationConfig(order=("downscale",), downscale_weights=(("bicubic", 1.0),))
 
-#: Camera and web photos: mild blur (half the images), bicubic/bilinear/area downscaling
-#: (2:1:1), mild Gaussian or Poisson noise (half the images, 40 % of it luma-only), JPEG at
-#: quality 30–95 (90 % of the images) and a second pass at 60–95 for a quarter of those.
+#: Camera and web photos: 30 % of the images clean (bicubic only); the others get mild blur
+#: (half of them), bicubic/bilinear/area downscaling (2:1:1), mild Gaussian or Poisson noise
+#: (half, 40 % of it luma-only), JPEG at quality 30–95 (90 %) and a second pass at 60–95 for
+#: a quarter of those. (Without the clean share, a model trained on it lost 1.9 dB on clean
+#: Set5 ×3: it smoothed everything.)
 PHOTO = DegradationConfig(
     order=("blur", "downscale", "noise", "jpeg"),
+    clean_prob=0.3,
     blur_prob=0.5,
     blur_weights=(("isotropic", 0.5), ("anisotropic", 0.35), ("motion", 0.15)),
     blur_sigma=(0.2, 0.8),
@@ -737,6 +744,8 @@ def sample_steps(config: DegradationConfig, scale: int, rng: np.random.Generator
     """
     scale = _check_scale(scale)
     gen = _as_rng(rng)
+    if config.clean_prob and gen.random() < config.clean_prob:
+        return Applied((Downscale("bicubic", scale),))
     steps: list[Step] = []
     for name in config.order:
         if name == "blur" and gen.random() < config.blur_prob:

@@ -466,8 +466,8 @@ def _model_card(
 
 _DEGRADATION_WORDS = {
     "clean": "MATLAB bicubic downscaling (the SR protocol)",
-    "photo": "random photo degradation (`subpixel.degrade.PHOTO`: blur, downscaler, noise, "
-    "JPEG 30-95)",
+    "photo": "random photo degradation (`subpixel.degrade.PHOTO`: 30 % clean bicubic, the rest "
+    "blur, bicubic/bilinear/area downscaling, noise, JPEG 30-95)",
 }
 
 

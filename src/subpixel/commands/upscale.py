@@ -34,6 +34,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from subpixel.bundled import describe as describe_bundled
 from subpixel.bundled import names as bundled_names
 from subpixel.cli import CliError
 
@@ -53,6 +54,9 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = "bundled weights (--weights NAME):\n" + "\n".join(
+        "  " + line for line in describe_bundled().splitlines()
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, video or folder")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file or folder")
     p.add_argument(
