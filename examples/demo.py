@@ -44,16 +44,20 @@ def _psnr_pair(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default="DEFAULT", help="DEFAULT or a .safetensors file")
+    parser.add_argument(
+        "--weights",
+        default="DEFAULT",
+        help="bundled weights (DEFAULT, photo...) or a .safetensors file",
+    )
     parser.add_argument("--scale", type=int, default=3, choices=(2, 3, 4))
     parser.add_argument("--out", type=Path, default=HERE.parent / "demo", help="output folder")
     args = parser.parse_args(argv)
 
-    from subpixel.bundled import weights_path
+    from subpixel.bundled import find, weights_path
     from subpixel.cli import main as subpixel
 
-    if args.weights.upper() == "DEFAULT":
-        bundled = weights_path("espcn", args.scale)
+    if find(args.weights) is not None:
+        bundled = weights_path(args.weights, args.scale)
         if not bundled.exists():
             print(
                 f"demo: the bundled weights {bundled.name} are missing (expected at {bundled}); "

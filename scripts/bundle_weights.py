@@ -39,7 +39,7 @@ def bundle(name: str, run: Path, data: Path) -> None:
     if scale not in BUNDLES[name].scales:
         raise SystemExit(f"{run}: ×{scale} is not listed for {name!r} in subpixel.bundled")
     if name == "faces":
-        text = faces_card_markdown(card)
+        text = faces_card_markdown(card).replace("--weights model.safetensors", "--weights faces")
     else:
         model = get_model(meta.model or "espcn", weights=run / "model.safetensors")
         card["metrics"] = {

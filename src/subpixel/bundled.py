@@ -70,6 +70,22 @@ BUNDLES: dict[str, Bundle] = {
             "re-parameterised, RepSR M8C16), ReLU, bicubic residual; clean images, renders, "
             "screenshots",
         ),
+        Bundle(
+            "photo",
+            (3,),
+            3,
+            "the fast architecture trained on photo-like inputs (subpixel.degrade.PHOTO: JPEG, "
+            "noise, blur, other downscalers, 30 % clean): camera and web photos; it does not "
+            "sharpen JPEG blocks and noise",
+        ),
+        Bundle(
+            "faces",
+            (4,),
+            4,
+            "×4 RGB face model (9 plain 3×3 convolutions of 32 channels, trained as RepSR M8C32 "
+            "on LFW people, split by person): a roughly centred face crop, 32×32 -> 128×128; "
+            "not for other content",
+        ),
     )
 }
 

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from subpixel.bundled import DEFAULT
 from subpixel.experiments import _environment, image_grid, save_png, write_json
 from subpixel.faces_split import SPLIT_RULES, describe_rule, face_split, person_of
 from subpixel.faces_training import (
@@ -83,7 +84,7 @@ Method = Callable[[torch.Tensor], torch.Tensor]
 METHOD_ORDER = ("bicubic", "default", "original", "ours", "model")
 METHOD_LABELS = {
     "bicubic": "bicubic (MATLAB imresize)",
-    "default": "DEFAULT general ×4 (espcn, Y)",
+    "default": f"DEFAULT general ×4 ({DEFAULT}, Y)",
     "original": "original (subpixel-faces)",
     "ours": "face model",
     "model": "this model",
