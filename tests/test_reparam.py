@@ -255,3 +255,18 @@ def test_docstring_examples() -> None:
 
     result = doctest.testmod(reparam)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_output_block_never_adds_its_input() -> None:
+    """At ×4 with 16 features the output layer has as many channels as its input; an identity
+    branch there would add ReLU features to the sub-pixel outputs (it killed a ×4 run)."""
+    net = RepSR(scale=4, features=16, blocks=3)
+    assert [b.identity for b in net.body] == [False, True, True, False]
+    with torch.no_grad():
+        x = torch.rand(1, 1, 6, 6)
+        for block in net.body[:-1]:
+            x = net.act(block(x))
+        last = net.body[-1]
+        with_identity = RepBlock(16, 16, identity=True)
+        with_identity.load_state_dict(last.state_dict())
+        assert not torch.allclose(last(x), with_identity(x))  # the branch would matter
