@@ -371,7 +371,7 @@ def test_model_with_every_layer_saves_and_loads(tmp_path: Path) -> None:
             assert np.array_equal(to_np(a), to_np(b))
     if JAX:  # its layers are in the model above; the ESPCN class itself on TF and PyTorch
         return
-    espcn = kmodels.espcn(2, weights="DEFAULT")
+    espcn = kmodels.espcn(2, weights="espcn")
     espcn.save(tmp_path / "espcn.keras")
     loaded = keras.models.load_model(tmp_path / "espcn.keras")
     assert isinstance(loaded, kmodels.ESPCN) and loaded.get_config() == espcn.get_config()
@@ -416,10 +416,10 @@ def _torch_out(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_bundled_espcn_equals_pytorch(scale: int, record: dict[str, Any]) -> None:
-    keras_model = kmodels.espcn(scale, weights="DEFAULT")
+    keras_model = kmodels.espcn(scale, weights="espcn")
     x = _lr(scale)
     y = np.asarray(keras_model.predict(x, verbose=0))
-    ref = _torch_out(get_model("espcn", scale=scale, weights="DEFAULT"), x)
+    ref = _torch_out(get_model("espcn", scale=scale, weights="espcn"), x)
     assert y.shape == ref.shape and np.abs(y - ref).max() < 1e-5
     record["arrays"][f"espcn_x{scale}"] = y
     record["arrays"][f"espcn_x{scale}_input"] = x
@@ -467,9 +467,9 @@ def test_espcn_weights_round_trip_through_files(config: dict[str, Any], tmp_path
 
 def test_espcn_weights_errors(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="trained with residual='bicubic'"):
-        kmodels.espcn(2, weights="DEFAULT", residual=None)
-    with pytest.raises(WeightsError, match="no bundled ESPCN weights at scale 5"):
-        kmodels.espcn(5, weights="DEFAULT")
+        kmodels.espcn(2, weights="espcn", residual=None)
+    with pytest.raises(WeightsError, match="not ×5"):
+        kmodels.espcn(5, weights="espcn")
     tm = get_model("espcn", scale=2)
     bad = tmp_path / "bad.safetensors"
     state = dict(tm.state_dict())
@@ -666,7 +666,7 @@ def test_tflite_operators(tmp_path: Path) -> None:
 
     from subpixel.keras.tflite import export_tflite, run_tflite
 
-    model = kmodels.espcn(3, weights="DEFAULT")
+    model = kmodels.espcn(3, weights="espcn")
     x = _lr(9)[:1]
     path = tmp_path / "f32.tflite"
     export_tflite(model, path)

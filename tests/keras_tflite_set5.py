@@ -81,7 +81,7 @@ def score(
     of the float32 file from Keras over the Set5 inputs). ``full_int8`` adds the fully
     integer file; ``with_torch=False`` leaves out the PyTorch model."""
     set5 = [load_image(p) for p in find_images([data / "sr" / "Set5"])]
-    keras_model = espcn(scale, weights="DEFAULT")
+    keras_model = espcn(scale, weights="espcn")
     rep = calibration_patches(data, scale)
     out: dict[str, Any] = {"scale": scale}
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +106,7 @@ def score(
             "tflite_int8": NHWCModel(lambda x: run_tflite(q8, x)),
         }
         if with_torch:
-            runs["torch"] = get_model("espcn", scale=scale, weights="DEFAULT")
+            runs["torch"] = get_model("espcn", scale=scale, weights="espcn")
         if full_int8:
             runs["tflite_full_int8"] = NHWCModel(lambda x: run_tflite(full, x))
         out.update(set5_psnr(runs, set5, scale))

@@ -16,6 +16,7 @@ from PIL import Image
 
 import subpixel
 from subpixel import faces_eval, faces_split, faces_training
+from subpixel.bundled import DEFAULT
 from subpixel.cli import main
 from subpixel.faces_eval import (
     FacesExperimentConfig,
@@ -316,7 +317,7 @@ def test_experiment_command_writes_result_and_grid(
     argv += ["--weights", str(ours), "--original", str(original), "--grid", "2"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "| DEFAULT general ×4 (espcn, Y) |" in printed
+    assert f"| DEFAULT general ×4 ({DEFAULT}, Y) |" in printed
     result = json.loads((out / "result.json").read_text())
     assert result["methods"] == ["bicubic", "default", "original", "ours"]
     assert result["images"] == 3 and result["command"].startswith("subpixel experiment faces")

@@ -64,7 +64,7 @@ BUNDLES: dict[str, Bundle] = {
         ),
         Bundle(
             "fast",
-            (2, 3),
+            (2, 3, 4),
             3,
             "the real-time family's fast tier: 9 plain 3×3 convolutions of 16 channels (trained "
             "re-parameterised, RepSR M8C16), ReLU, bicubic residual; clean images, renders, "
@@ -90,7 +90,7 @@ BUNDLES: dict[str, Bundle] = {
 }
 
 #: What ``weights="DEFAULT"`` means: the best model that keeps >= 2x OpenCV ESPCN's speed.
-DEFAULT = "espcn"
+DEFAULT = "fast"
 
 
 def names() -> tuple[str, ...]:

@@ -12,7 +12,7 @@ and the last convolution's output channels from the file's order to ``"hwc"``
 Example:
     >>> import numpy as np
     >>> from subpixel.keras.models import espcn
-    >>> model = espcn(3, weights="DEFAULT")
+    >>> model = espcn(3, weights="espcn")
     >>> model.get_config()["residual"], model.scale
     ('bicubic', 3)
     >>> tuple(model(np.zeros((1, 8, 10, 1), "float32")).shape)
@@ -187,7 +187,7 @@ def espcn(scale: int = 3, *, weights: str | os.PathLike[str] | None = None, **co
             is not an ESPCN's or whose tensors do not fit.
 
     Example:
-        >>> tuple(espcn(2, weights="DEFAULT").get_layer("upsample").kernel.shape)
+        >>> tuple(espcn(2, weights="espcn").get_layer("upsample").kernel.shape)
         (3, 3, 32, 4)
     """
     if weights is None:

@@ -15,7 +15,7 @@ A :class:`subpixel.keras.models.ESPCN` exports as ``CONV_2D`` (ReLU fused), one
 Example:
     >>> import keras, numpy as np, os, tempfile
     >>> from subpixel.keras.models import espcn
-    >>> model = espcn(2, weights="DEFAULT")
+    >>> model = espcn(2, weights="espcn")
     >>> path = os.path.join(tempfile.mkdtemp(), "espcn_x2.tflite")
     >>> export_tflite(model, path)
     >>> x = np.random.default_rng(0).random((1, 12, 16, 1), dtype=np.float32)

@@ -19,7 +19,7 @@ Example:
     >>> import keras, numpy as np, torch
     >>> from subpixel.keras.models import espcn
     >>> from subpixel.models import get_model
-    >>> keras_model = espcn(2, weights="DEFAULT")
+    >>> keras_model = espcn(2, weights="espcn")
     >>> state, config = torch_state(keras_model)
     >>> torch_model = get_model("espcn", **config)
     >>> _ = torch_model.load_state_dict(state)
