@@ -31,43 +31,14 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_espcn.py
 
 import argparse
-import datetime
-import platform
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-#: Input sizes whose output is 1920×1080 (height, width).
-SIZES = {2: (540, 960), 3: (360, 640), 4: (270, 480)}
-
-
-def _image(scale: int) -> np.ndarray:
-    """A natural-looking RGB frame: smoothed noise with edges (seeded)."""
-    h, w = SIZES[scale]
-    rng = np.random.default_rng(scale)
-    small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3)).astype(np.float32)
-    big = torch.nn.functional.interpolate(
-        torch.from_numpy(small).permute(2, 0, 1)[None], scale_factor=8, mode="bicubic"
-    )[0].permute(1, 2, 0)[:h, :w]
-    return np.ascontiguousarray(big.clamp(0, 255).round().to(torch.uint8).numpy())
-
-
-def _median_fps(fns: dict[str, Callable[[], object]], rounds: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {k: 1.0 / statistics.median(v) for k, v in times.items()}
+from _common import add_weights_option, data_root, median_fps, run_header, synthetic_frame
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         default="espcn",
         help="OpenCV's ESPCN_xS.pb (default) or FSRCNN_xS.pb (no bundled column then)",
     )
-    p.add_argument(
+    add_weights_option(
+        p,
         "--bundled",
-        nargs="+",
-        default=["DEFAULT"],
+        ["DEFAULT"],
+        "bundled weights to time (default: DEFAULT), one column each",
         metavar="NAME",
-        help="bundled weights to time (default: DEFAULT), one column each",
     )
     p.add_argument(
         "--tune-process",
@@ -107,11 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         from subpixel.fast import tune_process
 
         tune_process()
-    data = Path(os.environ.get("SUBPIXEL_DATA", "../shared/data"))
+    data = data_root()
     print(
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-        f"{platform.processor() or platform.machine()}, {args.threads} threads, "
-        f"torch {torch.__version__}, OpenCV {cv2.__version__}, load {os.getloadavg()[0]:.1f}, "
+        f"{run_header(args.threads)}, OpenCV {cv2.__version__}, load {os.getloadavg()[0]:.1f}, "
         f"tune_process: {args.tune_process}"
     )
     bundles = args.bundled if args.model == "espcn" else []
@@ -126,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             sr = cv2.dnn_superres.DnnSuperResImpl_create()
             sr.readModel(str(pb))
             sr.setModel(args.model, s)
-            img = _image(s)
+            img = synthetic_frame(s)
             bgr = np.ascontiguousarray(img[..., ::-1])
             diff = np.abs(
                 subpixel.upscale(img, scale=s, weights=imported)[..., ::-1].astype(int)
@@ -140,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             for b in bundles:
                 fns[b] = lambda s=s, img=img, b=b: subpixel.upscale(img, scale=s, weights=b)
-            fps = _median_fps(fns, args.rounds, args.warmup)
+            fps = median_fps(fns, args.rounds, args.warmup)
             cv = fps["opencv"]
             cols = "".join(f" {fps[b]:.2f} ({fps[b] / cv:.2f}×) |" for b in bundles)
             print(

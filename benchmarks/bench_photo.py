@@ -55,9 +55,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_espcn.py
 
 import argparse
-import datetime
 import json
-import platform
 import time
 import zlib
 from dataclasses import dataclass
@@ -65,6 +63,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from _common import (
+    add_weights_option,
+    data_root,
+    parse_specs,
+    resolve_weights,
+    run_header,
+    to_uint8_hwc,
+)
 
 #: The issue 17 targets: JPEG 50 and 70, photo >= +0.5 dB over bicubic and DEFAULT;
 #: clean, photo >= DEFAULT - 0.5 dB.
@@ -103,12 +110,6 @@ def degraded_lr(lr: torch.Tensor, cond: Condition, rng: np.random.Generator) -> 
     return lr
 
 
-def to_uint8_hwc(x: torch.Tensor) -> np.ndarray:
-    """``(3, H, W)`` float on 8-bit levels → ``(H, W, 3)`` uint8 (exact)."""
-    levels = torch.floor(x.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-    return np.ascontiguousarray(levels.permute(1, 2, 0).numpy())
-
-
 def y_of_uint8(rgb: np.ndarray) -> torch.Tensor:
     """Y (``(1, H, W)`` float64, rounded to 8-bit levels) of a uint8 ``(H, W, 3)`` image."""
     from subpixel.color import rgb_to_y
@@ -118,47 +119,10 @@ def y_of_uint8(rgb: np.ndarray) -> torch.Tensor:
     return quantize(rgb_to_y(x))
 
 
-def parse_weights(specs: list[str]) -> dict[str, str]:
-    """``["NAME=WEIGHTS", ...]`` → ``{NAME: WEIGHTS}`` (a bare ``WEIGHTS`` is its own name)."""
-    out: dict[str, str] = {}
-    for spec in specs:
-        name, sep, weights = spec.partition("=")
-        if not sep:
-            name, weights = spec, spec
-        if not name or not weights:
-            raise SystemExit(f"--weights: expected NAME=WEIGHTS, got {spec!r}")
-        if name == "bicubic" or name in out:
-            raise SystemExit(f"--weights: method name {name!r} is taken")
-        out[name] = weights
-    return out
-
-
-def resolve(weights: str, scale: int) -> str:
-    """``{scale}`` substituted; weights missing at ``scale`` are an error now, not mid-run."""
-    return check_weights(weights.replace("{scale}", str(scale)), scale)
-
-
-def check_weights(weights: str, scale: int) -> str:
-    """``weights`` if it can be loaded at ``scale`` (bundled there, or a file), else exit."""
-    from subpixel.bundled import find, weights_path
-    from subpixel.serialization import WeightsError
-
-    if find(weights) is not None:
-        try:
-            path = weights_path(weights, scale)
-        except WeightsError as e:
-            raise SystemExit(f"weights {weights!r} at ×{scale}: {e}") from None
-        if not path.exists():
-            raise SystemExit(f"{path}: bundled weights missing from this installation")
-    elif not Path(weights).exists():
-        raise SystemExit(f"weights {weights!r}: neither bundled weights nor an existing file")
-    return weights
-
-
 def set_folders(args: argparse.Namespace) -> list[Path]:
     if args.data:
         return [Path(d) for d in args.data]
-    root = Path(os.environ.get("SUBPIXEL_DATA", "../shared/data")) / "sr"
+    root = data_root() / "sr"
     return [root / s for s in args.sets]
 
 
@@ -178,12 +142,13 @@ def run_scale(
     from subpixel.upscale import Upscaler, load_upscaling_model
 
     ups = {
-        name: Upscaler(resolve(w, scale), scale, precision=args.precision)
+        name: Upscaler(resolve_weights(w, scale), scale, precision=args.precision)
         for name, w in methods.items()
     }
     # The Y-only models of `subpixel eval`, for the clean check.
     y_models = {
-        name: load_upscaling_model(resolve(w, scale), scale)[0] for name, w in methods.items()
+        name: load_upscaling_model(resolve_weights(w, scale), scale)[0]
+        for name, w in methods.items()
     }
     for m in y_models.values():
         m.eval()
@@ -286,13 +251,13 @@ def target_lines(scale: int, res: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4], choices=(2, 3, 4))
-    p.add_argument(
+    add_weights_option(
+        p,
         "--weights",
-        nargs="*",
-        default=["DEFAULT=DEFAULT"],
-        metavar="NAME=WEIGHTS",
-        help="methods besides bicubic: bundled name or .safetensors path, {scale} substituted "
+        ["DEFAULT=DEFAULT"],
+        "methods besides bicubic: bundled name or .safetensors path, {scale} substituted "
         "(default: DEFAULT=DEFAULT)",
+        nargs="*",
     )
     p.add_argument("--sets", nargs="+", default=["Set5", "Set14"], help="under $SUBPIXEL_DATA/sr")
     p.add_argument("--data", nargs="+", metavar="DIR", help="HR folders (instead of --sets)")
@@ -312,22 +277,18 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    methods = parse_weights(args.weights)
+    methods = parse_specs(args.weights, "--weights", taken=("bicubic",))
     names = ["bicubic", *methods]
     gain_of = args.gain_of or (list(methods)[-1] if methods else None)
     if gain_of is not None and gain_of not in names:
         raise SystemExit(f"--gain-of {gain_of!r}: not one of {names}")
     for s in args.scales:  # fail early on a missing file
         for w in methods.values():
-            resolve(w, s)
+            resolve_weights(w, s)
     folders = set_folders(args)
     conds = conditions(args.jpeg, args.noise)
     start = time.perf_counter()
-    print(
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-        f"{platform.processor() or platform.machine()}, {args.threads} threads, "
-        f"torch {torch.__version__}, precision {args.precision}, seed {args.seed}"
-    )
+    print(f"{run_header(args.threads)}, precision {args.precision}, seed {args.seed}")
     print("methods: " + ", ".join(f"{n} = {w}" for n, w in methods.items()))
     report: dict = {
         "protocol": "Y PSNR/SSIM, shave=scale; LR = MATLAB bicubic, then the condition",

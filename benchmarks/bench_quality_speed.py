@@ -58,10 +58,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_espcn.py
 
 import argparse
-import datetime
 import json
-import platform
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,8 +66,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-#: Input sizes whose output is 1920×1080 (height, width), as bench_api.py.
-SIZES = {2: (540, 960), 3: (360, 640), 4: (270, 480)}
+from _common import (
+    add_weights_option,
+    data_root,
+    median_fps,
+    parse_specs,
+    resolve_weights,
+    run_header,
+    synthetic_frame,
+)
 
 #: OpenCV's dnn_superres models: (folder, file stem, dnn_superres algorithm name).
 OPENCV = {
@@ -115,58 +119,9 @@ ESPCN_MACS = 7.1
 PUBLISHED_NOTE = "published (DIV2K), not measured"
 
 
-def _image(scale: int) -> np.ndarray:
-    """bench_api.py's frame: smoothed seeded noise with edges, uint8 RGB."""
-    h, w = SIZES[scale]
-    rng = np.random.default_rng(scale)
-    small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3)).astype(np.float32)
-    big = torch.nn.functional.interpolate(
-        torch.from_numpy(small).permute(2, 0, 1)[None], scale_factor=8, mode="bicubic"
-    )[0].permute(1, 2, 0)[:h, :w]
-    return np.ascontiguousarray(big.clamp(0, 255).round().to(torch.uint8).numpy())
-
-
-def _median_fps(fns: dict[str, Callable[[], object]], rounds: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {k: 1.0 / statistics.median(v) for k, v in times.items()}
-
-
 def parse_ours(specs: list[str], scale: int) -> dict[str, str]:
     """``["NAME=WEIGHTS", ...]`` → ``{NAME: WEIGHTS}``, ``{scale}`` substituted, checked."""
-    out: dict[str, str] = {}
-    for spec in specs:
-        name, sep, weights = spec.partition("=")
-        if not sep:
-            name, weights = spec, spec
-        if not name or not weights or name in out:
-            raise SystemExit(f"--ours: expected distinct NAME=WEIGHTS, got {spec!r}")
-        out[name] = check_weights(weights.replace("{scale}", str(scale)), scale)
-    return out
-
-
-def check_weights(weights: str, scale: int) -> str:
-    """``weights`` if it can be loaded at ``scale`` (bundled there, or a file), else exit."""
-    from subpixel.bundled import find, weights_path
-    from subpixel.serialization import WeightsError
-
-    if find(weights) is not None:
-        try:
-            path = weights_path(weights, scale)
-        except WeightsError as e:
-            raise SystemExit(f"weights {weights!r} at ×{scale}: {e}") from None
-        if not path.exists():
-            raise SystemExit(f"{path}: bundled weights missing from this installation")
-    elif not Path(weights).exists():
-        raise SystemExit(f"weights {weights!r}: neither bundled weights nor an existing file")
-    return weights
+    return {n: resolve_weights(w, scale) for n, w in parse_specs(specs, "--ours").items()}
 
 
 def dnn_scores(sr, images: list[torch.Tensor], scale: int) -> dict[str, float]:
@@ -212,38 +167,31 @@ def _place_labels(ax, items: list[tuple[str, float, float, str]]) -> None:
     def clear(b) -> bool:
         return all(b.x1 < x0 or b.x0 > x1 or b.y1 < y0 or b.y0 > y1 for x0, y0, x1, y1 in taken)
 
+    def place(text: str, x: float, y: float, color: str, offset: tuple[int, int, str, str]):
+        dx, dy, ha, va = offset
+        ann = ax.annotate(
+            text,
+            (x, y),
+            textcoords="offset points",
+            xytext=(dx, dy),
+            ha=ha,
+            va=va,
+            fontsize=8.5,
+            color=color,
+        )
+        return ann, ann.get_window_extent(renderer)
+
     for text, x, y, color in items:
         ann = None
-        for dx, dy, ha, va in offsets:
+        for offset in offsets:
             if ann is not None:
                 ann.remove()
-            ann = ax.annotate(
-                text,
-                (x, y),
-                textcoords="offset points",
-                xytext=(dx, dy),
-                ha=ha,
-                va=va,
-                fontsize=8.5,
-                color=color,
-            )
-            box = ann.get_window_extent(renderer)
+            ann, box = place(text, x, y, color, offset)
             if clear(box):
                 break
         else:  # nowhere clear: keep the first place
             ann.remove()
-            dx, dy, ha, va = offsets[0]
-            ann = ax.annotate(
-                text,
-                (x, y),
-                textcoords="offset points",
-                xytext=(dx, dy),
-                ha=ha,
-                va=va,
-                fontsize=8.5,
-                color=color,
-            )
-            box = ann.get_window_extent(renderer)
+            ann, box = place(text, x, y, color, offsets[0])
         taken.append((box.x0, box.y0, box.x1, box.y1))
 
 
@@ -351,12 +299,11 @@ def plot(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--scale", type=int, default=3, choices=(2, 3, 4))
-    p.add_argument(
+    add_weights_option(
+        p,
         "--ours",
-        nargs="+",
-        default=["DEFAULT=DEFAULT"],
-        metavar="NAME=WEIGHTS",
-        help="our models: bundled name or .safetensors path, {scale} substituted",
+        ["DEFAULT=DEFAULT"],
+        "our models: bundled name or .safetensors path, {scale} substituted",
     )
     p.add_argument(
         "--opencv",
@@ -400,19 +347,17 @@ def main(argv: list[str] | None = None) -> int:
     s = args.scale
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    data = Path(os.environ.get("SUBPIXEL_DATA", "../shared/data"))
+    data = data_root()
     ours = parse_ours(args.ours, s)
     opencv_keys = ["espcn", *(k for k in args.opencv if k != "espcn")]
     header = (
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-        f"{platform.processor() or platform.machine()}, {args.threads} threads, "
-        f"torch {torch.__version__}, OpenCV {cv2.__version__}, ours {args.precision}, "
+        f"{run_header(args.threads)}, OpenCV {cv2.__version__}, ours {args.precision}, "
         f"median of {args.rounds} rounds, load {os.getloadavg()[0]:.1f}"
     )
     print(header, flush=True)
 
     # -- speed --------------------------------------------------------------------------------
-    img = _image(s)
+    img = synthetic_frame(s)
     bgr = np.ascontiguousarray(img[..., ::-1])
     fns: dict[str, Callable[[], object]] = {}
     pbs: dict[str, Path] = {}
@@ -449,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             shapes[name] = up
             fns[f"shape: {name}"] = lambda up=up: up(img)
     t0 = time.perf_counter()
-    fps = _median_fps(fns, args.rounds, args.warmup)
+    fps = median_fps(fns, args.rounds, args.warmup)
     print(f"timed in {time.perf_counter() - t0:.0f} s; load {os.getloadavg()[0]:.1f}", flush=True)
 
     # -- quality ------------------------------------------------------------------------------

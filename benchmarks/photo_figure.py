@@ -47,6 +47,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _common import add_weights_option, data_root, parse_specs, resolve_weights, to_uint8_hwc
+
 DEFAULT_FRAME = 208
 #: A crop of the default frame: the red car's rear (lights, plate) and the asphalt beside it.
 DEFAULT_CROP = (315, 264)
@@ -72,11 +74,6 @@ def read_image(path: Path) -> np.ndarray:
 
 def to_tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a.transpose(2, 0, 1).astype(np.float64) / 255.0)
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    levels = torch.floor(x.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-    return np.ascontiguousarray(levels.permute(1, 2, 0).numpy())
 
 
 def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
@@ -156,44 +153,14 @@ def compose(
     return fig
 
 
-def parse_weights(specs: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for spec in specs:
-        name, sep, weights = spec.partition("=")
-        if not sep:
-            name, weights = spec, spec
-        if not name or not weights or name in out or name == "bicubic":
-            raise SystemExit(f"--weights: expected distinct NAME=WEIGHTS, got {spec!r}")
-        out[name] = weights
-    return out
-
-
-def check_weights(weights: str, scale: int) -> str:
-    """``weights`` if it can be loaded at ``scale`` (bundled there, or a file), else exit."""
-    from subpixel.bundled import find, weights_path
-    from subpixel.serialization import WeightsError
-
-    if find(weights) is not None:
-        try:
-            path = weights_path(weights, scale)
-        except WeightsError as e:
-            raise SystemExit(f"weights {weights!r} at ×{scale}: {e}") from None
-        if not path.exists():
-            raise SystemExit(f"{path}: bundled weights missing from this installation")
-    elif not Path(weights).exists():
-        raise SystemExit(f"weights {weights!r}: neither bundled weights nor an existing file")
-    return weights
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("output", type=Path, help="PNG to write (e.g. docs/photo_comparison.png)")
-    p.add_argument(
+    add_weights_option(
+        p,
         "--weights",
-        nargs="+",
-        default=["DEFAULT=DEFAULT", "photo=photo"],
-        metavar="NAME=WEIGHTS",
-        help="bundled name or .safetensors path, {scale} substituted",
+        ["DEFAULT=DEFAULT", "photo=photo"],
+        "bundled name or .safetensors path, {scale} substituted",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", type=Path, help="default: $SUBPIXEL_DATA/video/car-detection.mp4")
@@ -214,24 +181,22 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     s = args.scale
-    methods = parse_weights(args.weights)
+    methods = parse_specs(args.weights, "--weights", taken=("bicubic",))
     if args.image is not None:
         original = read_image(args.image)
         source = f"{args.image.name}"
     else:
-        video = args.video or (
-            Path(os.environ.get("SUBPIXEL_DATA", "../shared/data")) / "video" / "car-detection.mp4"
-        )
+        video = args.video or data_root() / "video" / "car-detection.mp4"
         original = read_frame(video, args.frame)
         source = f"{video.name}, frame {args.frame}"
     hr = mod_crop(to_tensor(original), s)
-    original = to_uint8(hr)
+    original = to_uint8_hwc(hr)
     h, w = original.shape[:2]
-    lr_jpeg = jpeg_bytes(to_uint8(degrade(hr, s)), args.quality)
+    lr_jpeg = jpeg_bytes(to_uint8_hwc(degrade(hr, s)), args.quality)
     lr = decode_jpeg(lr_jpeg)
-    outputs = {"bicubic": to_uint8(imresize(to_tensor(lr), float(s)))}
+    outputs = {"bicubic": to_uint8_hwc(imresize(to_tensor(lr), float(s)))}
     for name, weights in methods.items():
-        outputs[name] = Upscaler(check_weights(weights.replace("{scale}", str(s)), s), s)(lr)
+        outputs[name] = Upscaler(resolve_weights(weights, s), s)(lr)
 
     size = min(args.crop_size, h, w) // s * s
     if args.crop is not None:

@@ -72,7 +72,7 @@ BUNDLES: dict[str, Bundle] = {
         ),
         Bundle(
             "photo",
-            (2, 3),
+            (2, 3, 4),
             3,
             "the fast architecture trained on photo-like inputs (subpixel.degrade.PHOTO: JPEG, "
             "noise, blur, other downscalers, 30 % clean): camera and web photos; it does not "

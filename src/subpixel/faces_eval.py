@@ -148,10 +148,14 @@ def module_method(model: nn.Module, *, signed: bool = False) -> Method:
 
 
 def weights_method(path: str | os.PathLike[str]) -> Method:
-    """A weights file: ``subpixel-faces`` run in [-1, 1], anything else through ``Upscaler``."""
+    """A weights file or bundled name: ``subpixel-faces`` run in [-1, 1], anything else
+    through ``Upscaler``."""
+    from subpixel.bundled import find, weights_path
     from subpixel.models import get_model
     from subpixel.serialization import read_weights_meta
 
+    if find(path) is not None:
+        path = weights_path(str(path), SCALE)
     if read_weights_meta(path).model == "subpixel-faces":
         return module_method(get_model("subpixel-faces", weights=path).eval(), signed=True)
     return _upscaler_method(path)
