@@ -133,7 +133,7 @@ def test_bad_options() -> None:
         get_model("autoencoder")(torch.rand(1, 1, 32, 32))
     with pytest.raises(ValueError, match=r"\(N, 100\)"):
         get_model("dcgan")(torch.rand(2, 64))
-    with pytest.raises(WeightsError, match="not .subpixel-faces."):
+    with pytest.raises(WeightsError, match="not 'subpixel-faces'"):
         get_model("subpixel-faces", weights="DEFAULT")
 
 
