@@ -35,7 +35,8 @@ setup(
         kernel("pipeline"),
         kernel("conv3x3"),
         kernel("conv_first"),
-        kernel("opencv_levels"),  # OpenCV dnn_superres's uint8 steps (subpixel.fast)
+        # OpenCV dnn_superres's uint8 steps (subpixel.fast); no FP traps: the clamps vectorise
+        kernel("opencv_levels", ("-fno-trapping-math",)),
         # a * b + c as one fused multiply-add where the CPU has it (GCC's vector types)
         kernel("winograd", ("-ffp-contract=fast",)),
     ]

@@ -133,3 +133,39 @@ def test_read_only_outputs_and_bad_scales_are_refused() -> None:
         k.post(b["phases"], 1.0, 0.0, b["cr"], b["cb"], 3, b["out"], 2)
     with pytest.raises(ValueError, match="scale"):
         k.post(b["phases"], 1.0, 0.0, b["cr"], b["cb"], 0, b["out"], 2)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 5])
+def test_every_isa_copy_of_post_equals_the_numpy_steps_bit_for_bit(scale: int) -> None:
+    """``pre`` + ``post`` against :func:`subpixel._upscale.pipeline.opencv_levels` (OpenCV's
+    steps in numpy) with the same Y values, for each copy of the loops the CPU runs (plain
+    C, AVX2, AVX-512): the phases go straight in, so no float network can flip a bit."""
+    from subpixel._upscale.pipeline import opencv_levels
+
+    k = opencv_kernel()
+    assert k is not None
+    h, w = 23, 41  # odd sizes: loop tails and borders on both axes
+    rgb = _rgb(h, w, seed=scale)
+    rng = np.random.default_rng(scale)
+    # values around and beyond [0, 1] (saturation), and some near ties of 255·v
+    phases = rng.uniform(-0.1, 1.1, (h * w, scale * scale)).astype(np.float32)
+    phases[1, : scale * scale] = (np.arange(scale * scale, dtype=np.float32) + 100.5) / 255
+
+    def y_model(y: np.ndarray) -> np.ndarray:  # the phases, shuffled into the output grid
+        grid = phases.reshape(h, w, scale, scale).transpose(0, 2, 1, 3)
+        return grid.reshape(1, 1, h * scale, w * scale)
+
+    ref = opencv_levels(rgb[None], y_model, scale)[0]
+    y, cr, cb = (np.empty((h, w), t) for t in (np.float32, np.uint8, np.uint8))
+    k.pre(rgb, y, cr, cb, 2)
+    limit = k.set_isa(2)
+    try:
+        for isa in range(limit + 1):
+            k.set_isa(isa)
+            if k.isa() != isa:
+                continue  # this CPU lacks that level
+            out = np.empty((h * scale, w * scale, 3), np.uint8)
+            k.post(phases, 1.0, 0.0, cr, cb, scale, out, 2)
+            np.testing.assert_array_equal(out, ref, err_msg=f"isa {isa}")
+    finally:
+        k.set_isa(limit)

@@ -49,8 +49,8 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from typing import NamedTuple, TypeAlias
 
@@ -78,6 +78,7 @@ __all__ = [
     "add_noise",
     "apply_steps",
     "blur",
+    "configure",
     "degrade",
     "degrade_patch",
     "downscale",
@@ -684,6 +685,42 @@ def preset(name: str) -> DegradationConfig:
         raise ValueError(
             f"unknown degradation preset {name!r}; choose one of {sorted(PRESETS)}"
         ) from None
+
+
+def configure(name: str, options: Mapping[str, object] | None = None) -> DegradationConfig:
+    """The preset called ``name`` with some of its fields replaced.
+
+    ``options`` maps field names of :class:`DegradationConfig` to new values; lists (as JSON
+    gives them, e.g. from ``subpixel train --degradation-option``) become tuples, so
+    ``{"jpeg_quality": [50, 95]}`` works. The result is checked like any config.
+
+    Raises:
+        ValueError: For an unknown preset, an unknown field or a value out of its domain.
+
+    Example:
+        >>> configure("photo", {"blur_prob": 0.0, "jpeg_quality": [50, 95]}).jpeg_quality
+        (50, 95)
+        >>> configure("photo", {"blurr_prob": 0.1})
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown degradation option 'blurr_prob'; the options are order, clean_prob, ...
+    """
+    base = preset(name)
+    if not options:
+        return base
+    known = [f.name for f in fields(DegradationConfig)]
+    for key in options:
+        if key not in known:
+            raise ValueError(
+                f"unknown degradation option {key!r}; the options are {', '.join(known)}"
+            )
+    return replace(base, **{k: _as_tuples(v) for k, v in options.items()})
+
+
+def _as_tuples(value: object) -> object:
+    if isinstance(value, list | tuple):
+        return tuple(_as_tuples(v) for v in value)
+    return value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from subpixel import __version__
 from subpixel._files import atomic_path, atomic_write_bytes, output_of, remove_stale_temps
 from subpixel._progress import progress_bar
 from subpixel.data import PatchSampler, find_images, load_image
-from subpixel.degrade import CLEAN, preset
+from subpixel.degrade import CLEAN, configure
 from subpixel.evaluate import evaluate_images
 from subpixel.models import get_model
 from subpixel.serialization import WeightsError, load_weights, save_weights
@@ -79,6 +79,7 @@ class TrainConfig:
     ema: float = 0.0
     finetune_mse_fraction: float = 0.0
     degradation: str = "clean"
+    degradation_options: dict[str, Any] = field(default_factory=dict)
     resume: bool = False
     progress: bool = True
     command: str = ""
@@ -98,7 +99,7 @@ class TrainConfig:
             raise ValueError(f"unknown loss {self.loss!r}; choose from {sorted(_LOSSES)}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1) (0: off), got {self.ema}")
-        preset(self.degradation)  # raises for an unknown name
+        configure(self.degradation, self.degradation_options)  # raises for unknown/bad
         if not 0.0 <= self.finetune_mse_fraction < 1.0:
             raise ValueError(
                 f"finetune_mse_fraction must be in [0, 1), got {self.finetune_mse_fraction}"
@@ -143,6 +144,7 @@ _LATER_OPTIONS: dict[str, Any] = {
     "ema": 0.0,
     "finetune_mse_fraction": 0.0,
     "degradation": "clean",
+    "degradation_options": {},
 }
 
 _LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
@@ -449,6 +451,7 @@ def _model_card(
         "parameters": params,
         "data": list(cfg.data),
         "degradation": cfg.degradation,
+        "degradation_options": cfg.degradation_options,
         "validation": list(cfg.val),
         "command": commands[0] if commands else cfg.command,
         "commands": commands,
@@ -471,6 +474,14 @@ _DEGRADATION_WORDS = {
 }
 
 
+def _degradation_words(card: dict[str, Any]) -> str:
+    words = _DEGRADATION_WORDS.get(card.get("degradation", "clean"), "?")
+    options = card.get("degradation_options")
+    if options:
+        words += f", with `{json.dumps(options, sort_keys=True)}`"
+    return words
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """The model card as Markdown (what ``model.md`` holds)."""
     lines = [
@@ -479,7 +490,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- parameters: {card['parameters']:,}",
         f"- config: `{json.dumps(card['config'], sort_keys=True)}`",
         f"- training data: {', '.join(card['data'])}",
-        f"- LR inputs: {_DEGRADATION_WORDS.get(card.get('degradation', 'clean'), '?')}",
+        f"- LR inputs: {_degradation_words(card)}",
         f"- steps: {card['steps']} (batch {card['batch_size']}, LR patch {card['patch']}), "
         f"{card['seconds'] / 60:.1f} min on {card['device']}",
         f"- torch {card['torch']}, subpixel {card['subpixel']}",
@@ -579,7 +590,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     images = [load_image(p) for p in find_images(cfg.data)]
     y_only = getattr(model, "channels", 1) == 1
-    degradation = preset(cfg.degradation)
+    degradation = configure(cfg.degradation, cfg.degradation_options)
     sampler = PatchSampler(
         images,
         scale=cfg.scale,

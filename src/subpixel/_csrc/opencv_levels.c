@@ -28,6 +28,13 @@
 
 #include "buffers.h"
 #include "parallel.h"
+#include "targets.h"
+
+#define SP_ISA_STANDARD
+#define SP_ISA_TOP 2
+#include "isa.h"
+
+#define INLINE static inline __attribute__((always_inline))
 
 #define SHIFT 14
 #define HALF (1 << (SHIFT - 1))
@@ -35,13 +42,13 @@
 
 static const float INV255 = (float)(1.0 / 255.0);
 
-static inline int sat8(int v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
+INLINE int sat8(int v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
 
 /* rint(t) for 0 <= t < 2^22 in the default rounding mode (to nearest, ties to even), as
  * cvRound; written so that the compiler can vectorise it (no libm call). */
-static inline float rint_small(float t) { return (t + 12582912.0f) - 12582912.0f; }
+INLINE float rint_small(float t) { return (t + 12582912.0f) - 12582912.0f; }
 
-static inline int round8(float v) { /* convertTo(CV_8U, 255): rint(v * 255), saturated */
+INLINE int round8(float v) { /* convertTo(CV_8U, 255): rint(v * 255), saturated */
     float t = v * 255.0f;
     t = t > 0.0f ? t : 0.0f; /* NaN too */
     t = t < 255.0f ? t : 255.0f;
@@ -49,12 +56,12 @@ static inline int round8(float v) { /* convertTo(CV_8U, 255): rint(v * 255), sat
 }
 
 /* a + (b - a) * w with one rounding to float (float64 holds the product exactly). */
-static inline float lerp(float a, float b, float w) {
+INLINE float lerp(float a, float b, float w) {
     return (float)((double)a + (double)(b - a) * (double)w);
 }
 
 /* cv::resize's source index and second-tap weight for output coordinate o (of n inputs). */
-static inline void linear_tap(int64_t o, int s, int64_t n, int64_t *i0, int64_t *i1, float *f) {
+INLINE void linear_tap(int64_t o, int s, int64_t n, int64_t *i0, int64_t *i1, float *f) {
     double pos = ((double)o + 0.5) * (1.0 / s) - 0.5;
     int64_t i = (int64_t)floor(pos);
     float frac = (float)(pos - (double)i);
@@ -195,10 +202,11 @@ typedef struct {
     const float *fx;
     int64_t begin, end; /* output rows */
     int failed;
+    int isa; /* which copy of the loops (isa.h) */
 } Post;
 
 /* The horizontally resized chroma row of source row `y` of plane q, cached per thread. */
-static const float *hrow(const Post *p, int q, int64_t y, float *cache, int64_t *tag) {
+INLINE const float *hrow(const Post *p, int q, int64_t y, float *cache, int64_t *tag) {
     const int64_t W = (int64_t)p->s * p->w;
     int slot = (int)(y & 1);
     float *row = cache + (2 * q + slot) * W;
@@ -210,30 +218,32 @@ static const float *hrow(const Post *p, int q, int64_t y, float *cache, int64_t 
     return row;
 }
 
-static void *post_rows(void *arg) {
-    Post *p = (Post *)arg;
-    const int s = p->s;
-    const int64_t W = (int64_t)s * p->w;
-    float *buf = (float *)malloc(sizeof(float) * (size_t)(5 * W) +
-                                 sizeof(int16_t) * (size_t)(3 * W));
-    if (!buf) {
-        p->failed = 1;
-        return NULL;
-    }
+/* Output rows [begin, end); S is p->s, a compile-time constant in the common cases so that
+ * the phase gather unrolls. Every loop is branch-free for the vectoriser (-fno-trapping-math
+ * lets it turn the clamps into min/max); the ISA copies below compute the same values. */
+INLINE void post_body(const Post *p, float *buf, const int S) {
+    const int64_t W = (int64_t)S * p->w;
     float *cache = buf, *ybuf = buf + 4 * W;
     int16_t *lv = (int16_t *)(buf + 5 * W);
     int64_t tag[4] = {-1, -1, -1, -1};
+    const int dense = p->ph_cs == (int64_t)sizeof(float) && p->ph_rs == (int64_t)(S * S) * 4;
     for (int64_t R = p->begin; R < p->end; R++) {
         int64_t y0, y1;
         float fy;
-        linear_tap(R, s, p->h, &y0, &y1, &fy);
+        linear_tap(R, S, p->h, &y0, &y1, &fy);
         const float *cr0 = hrow(p, 0, y0, cache, tag), *cr1 = hrow(p, 0, y1, cache, tag);
         const float *cb0 = hrow(p, 1, y0, cache, tag), *cb1 = hrow(p, 1, y1, cache, tag);
-        const int64_t r = R / s, i = R % s;
-        for (int j = 0; j < s; j++) { /* Y of the row's phase column (i, j), gathered */
-            const char *col = p->ph + r * p->w * p->ph_rs + (int64_t)(i * s + j) * p->ph_cs;
+        const int64_t r = R / S, i = R % S;
+        if (dense) { /* phase row i of every pixel: S consecutive floats, S*S apart */
+            const float *src = (const float *)(p->ph + r * p->w * p->ph_rs) + i * S;
             for (int64_t x = 0; x < p->w; x++)
-                ybuf[x * s + j] = *(const float *)(col + x * p->ph_rs);
+                for (int j = 0; j < S; j++) ybuf[x * S + j] = src[x * S * S + j];
+        } else {
+            for (int j = 0; j < S; j++) { /* Y of the row's phase column (i, j), gathered */
+                const char *col = p->ph + r * p->w * p->ph_rs + (int64_t)(i * S + j) * p->ph_cs;
+                for (int64_t x = 0; x < p->w; x++)
+                    ybuf[x * S + j] = *(const float *)(col + x * p->ph_rs);
+            }
         }
         const float alpha = p->alpha, beta = p->beta;
         /* levels, one simple loop each (vectorised), then the integer colour conversion */
@@ -255,6 +265,40 @@ static void *post_rows(void *arg) {
             dst[3 * X + 2] = (uint8_t)sat8(Y + DESCALE(Cb * 29049));
         }
     }
+}
+
+INLINE void post_scaled(const Post *p, float *buf) {
+    switch (p->s) {
+    case 2: post_body(p, buf, 2); return;
+    case 3: post_body(p, buf, 3); return;
+    case 4: post_body(p, buf, 4); return;
+    default: post_body(p, buf, p->s); return;
+    }
+}
+
+static void post_base(const Post *p, float *buf) { post_scaled(p, buf); }
+#if HAVE_X86
+TARGET_AVX2 static void post_avx2(const Post *p, float *buf) { post_scaled(p, buf); }
+TARGET_AVX512 static void post_avx512(const Post *p, float *buf) { post_scaled(p, buf); }
+#endif
+
+static void *post_rows(void *arg) {
+    Post *p = (Post *)arg;
+    const int64_t W = (int64_t)p->s * p->w;
+    float *buf = (float *)malloc(sizeof(float) * (size_t)(5 * W) +
+                                 sizeof(int16_t) * (size_t)(3 * W));
+    if (!buf) {
+        p->failed = 1;
+        return NULL;
+    }
+#if HAVE_X86
+    if (p->isa == 2)
+        post_avx512(p, buf);
+    else if (p->isa == 1)
+        post_avx2(p, buf);
+    else
+#endif
+        post_base(p, buf);
     free(buf);
     return NULL;
 }
@@ -306,6 +350,7 @@ static PyObject *py_post(PyObject *self, PyObject *args) {
         }
         for (int64_t X = 0; X < W; X++) linear_tap(X, s, w, &x0[X], &x1[X], &fx[X]);
         Post work[SP_MAX_THREADS];
+        const int isa = use_isa();
         int n = sp_threads_for(threads, H * W, 1 << 15);
         if (n > H) n = (int)H;
         for (int k = 0; k < n; k++) {
@@ -327,7 +372,8 @@ static PyObject *py_post(PyObject *self, PyObject *args) {
                              fx,
                              H * k / n,
                              H * (k + 1) / n,
-                             0};
+                             0,
+                             isa};
         }
         int failed = 0;
         Py_BEGIN_ALLOW_THREADS
@@ -359,6 +405,7 @@ static PyMethodDef methods[] = {
      "Phases (h.w, s.s) float32 (Y = alpha.phase + beta) and chroma levels (h, w) -> RGB\n"
      "(s.h, s.w, 3) uint8 with OpenCV dnn_superres's rounding, bilinear chroma and integer\n"
      "colour conversion. Buffers are checked."},
+    SP_ISA_METHODS,
     {NULL, NULL, 0, NULL},
 };
 

@@ -88,6 +88,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="how LR inputs are made: clean (MATLAB bicubic, the protocol; default) or photo "
         "(random blur, downscaler, noise and JPEG per patch; see subpixel.degrade)",
     )
+    p.add_argument(
+        "--degradation-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one field of the --degradation preset, VALUE as JSON "
+        "(e.g. blur_prob=0.1, jpeg_quality=[40,95]; fields: subpixel.degrade.DegradationConfig)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -129,7 +137,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_options(items: list[str]) -> dict[str, Any]:
+def parse_options(items: list[str], flag: str = "--option") -> dict[str, Any]:
     """``KEY=VALUE`` strings as a dict; a VALUE that parses as JSON is taken as JSON.
 
     Example:
@@ -140,7 +148,7 @@ def parse_options(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise CliError(f"--option {item!r}: expected KEY=VALUE")
+            raise CliError(f"{flag} {item!r}: expected KEY=VALUE")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -155,7 +163,7 @@ def _run_faces(args: argparse.Namespace) -> int:
 
     if args.scale not in (None, 4):
         raise CliError(f"--scale {args.scale}: the faces trainer upscales by 4 only")
-    if getattr(args, "degradation", "clean") != "clean":
+    if getattr(args, "degradation", "clean") != "clean" or args.degradation_option:
         raise CliError("--degradation: the faces trainer uses the project's bicubic only")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -245,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         ema=args.ema,
         finetune_mse_fraction=args.finetune_mse_fraction,
         degradation=args.degradation,
+        degradation_options=parse_options(args.degradation_option, "--degradation-option"),
         resume=args.resume,
         progress=not args.no_progress,
         command=shlex.join(["subpixel", *argv]),
