@@ -28,6 +28,7 @@ from subpixel.degrade import (
     add_noise,
     apply_steps,
     blur,
+    configure,
     degrade,
     degrade_patch,
     downscale,
@@ -512,6 +513,21 @@ def test_presets_and_boundary_errors() -> None:
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         degrade_patch(np.zeros((8, 8), dtype=np.uint8), 2, CLEAN, 0)
     assert str(Applied((Downscale("area", 2), Jpeg(80)))) == "downscale(area ×2) → jpeg(q=80)"
+
+
+def test_configure_replaces_fields_of_a_preset_and_checks_them() -> None:
+    light = configure("photo", {"blur_prob": 0.1, "jpeg_quality": [50, 95], "order": ["downscale"]})
+    assert light.blur_prob == 0.1 and light.jpeg_quality == (50, 95)
+    assert light.order == ("downscale",) and light.noise_prob == PHOTO.noise_prob
+    weights = configure("clean", {"downscale_weights": [["area", 1.0]]}).downscale_weights
+    assert weights == (("area", 1.0),)
+    assert configure("photo", {}) is PHOTO and configure("photo") is PHOTO
+    with pytest.raises(ValueError, match=r"unknown degradation option 'sigma'; the options are"):
+        configure("photo", {"sigma": 1.0})
+    with pytest.raises(ValueError, match=r"DegradationConfig.noise_prob must be in \[0, 1\]"):
+        configure("photo", {"noise_prob": -1})
+    with pytest.raises(ValueError, match="unknown degradation preset"):
+        configure("film", {"blur_prob": 0.0})
 
 
 def test_docstring_examples() -> None:

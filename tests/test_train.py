@@ -242,3 +242,26 @@ def test_torchrun_two_processes_cpu(tmp_path: Path) -> None:
     ckpt = load_file(str(Path(cfg.out) / "checkpoints" / "step-0000006.safetensors"))
     assert {"rng.0", "rng.1"} <= set(ckpt)
     assert not torch.equal(ckpt["rng.0"], ckpt["rng.1"])
+
+
+def test_degradation_options_change_the_inputs_are_on_the_card_and_bind_a_resume(
+    tmp_path: Path, one_thread: object
+) -> None:
+    photo = config(tmp_path / "a", steps=4, degradation="photo")
+    train(photo)
+    jpeg_only = {"blur_prob": 0.0, "noise_prob": 0.0, "jpeg_quality": [40, 60]}
+    cfg = config(tmp_path / "b", steps=4, degradation="photo", degradation_options=jpeg_only)
+    train(cfg)
+    a = load_file(str(Path(photo.out) / "model.safetensors"))
+    b = load_file(str(Path(cfg.out) / "model.safetensors"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # other LR inputs, other weights
+    card = (Path(cfg.out) / "model.md").read_text()
+    assert '"jpeg_quality": [40, 60]' in card and '"blur_prob": 0.0' in card
+    (Path(cfg.out) / "model.safetensors").unlink()
+    changed = {**jpeg_only, "blur_prob": 0.5}
+    with pytest.raises(ValueError, match=r"different settings.*degradation_options"):
+        train(TrainConfig(**{**cfg.__dict__, "resume": True, "degradation_options": changed}))
+    with pytest.raises(ValueError, match="unknown degradation option 'blur'"):
+        config(tmp_path / "c", degradation="photo", degradation_options={"blur": 0.1})
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        config(tmp_path / "d", degradation="photo", degradation_options={"jpeg_quality": [0, 5]})

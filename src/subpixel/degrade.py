@@ -700,7 +700,7 @@ def configure(name: str, options: Mapping[str, object] | None = None) -> Degrada
     Example:
         >>> configure("photo", {"blur_prob": 0.0, "jpeg_quality": [50, 95]}).jpeg_quality
         (50, 95)
-        >>> configure("photo", {"blurr_prob": 0.1})
+        >>> configure("photo", {"blurr_prob": 0.1})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: unknown degradation option 'blurr_prob'; the options are order, clean_prob, ...
