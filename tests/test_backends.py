@@ -26,7 +26,13 @@ _ZEN4 = CpuCaps(avx512=True, vnni=True, bf16=True, amx=False)  # this machine: A
 #: Least PSNR (dB) of each approximate backend against the reference, on Y in [0, 1].
 _MIN_PSNR = {"cpu-bf16": 45.0, "cpu-int8": 40.0}
 #: The backends' precisions, as a caller asks for them.
-_PRECISION = {"cpu-bf16": "bf16", "cpu-int8": "int8", "cpu-fp32": "fp32", "reference": "fp32"}
+_PRECISION = {
+    "cpu-bf16": "bf16",
+    "cpu-int8": "int8",
+    "cpu-fp32": "fp32",
+    "cpu-layers": "fp32",
+    "reference": "fp32",
+}
 
 
 def _model(scale: int, activation: str = "tanh", **kw: object) -> ESPCN:
@@ -144,14 +150,45 @@ def test_int8_is_never_chosen_unasked() -> None:
 
 
 def test_models_the_fast_backends_cannot_run_go_to_the_reference() -> None:
-    prelu = ESPCN(2, activation="prelu").eval()
-    choice = choose(Request(prelu, caps=_ZEN4))
+    rgb_model = ESPCN(2, channels=3).eval()
+    choice = choose(Request(rgb_model, caps=_ZEN4))
     assert choice.name == "reference" and choice.net is None
     assert "not ESPCN-like" in dict(choice.declined)["cpu-fp32"]
+    assert "1-channel" in dict(choice.declined)["cpu-layers"]
     assert choice.fused is not None  # float blocks around the model's own layers
     for precision in ("int8", "bf16"):
         with pytest.raises(ValueError, match=precision):
-            choose(Request(prelu, precision=precision, caps=_ZEN4))
+            choose(Request(rgb_model, precision=precision, caps=_ZEN4))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("kind", ["fsrcnn", "fsrcnn-subpixel", "espcn-prelu"])
+def test_chains_the_compiled_kernels_cannot_run_go_to_cpu_layers(scale: int, kind: str) -> None:
+    """FSRCNN (PReLU, 1×1 layers, transposed or sub-pixel upsampler) and PReLU ESPCNs: the
+    model's layers in bands, exact: on 8-bit RGB within a level of OpenCV's steps in numpy
+    around the model itself."""
+    from subpixel.models.fsrcnn import FSRCNN
+
+    if kind == "espcn-prelu":
+        model: torch.nn.Module = ESPCN(scale, activation="prelu").eval()
+    else:
+        model = FSRCNN(scale, upsampler="subpixel" if kind.endswith("subpixel") else "transposed")
+    g = torch.Generator().manual_seed(scale)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.1 if p.dim() > 1 else 0.05))
+    choice = choose(Request(model.eval(), caps=_ZEN4))
+    assert choice.name == "cpu-layers" and choice.exact and choice.fused is None
+    assert "not ESPCN-like" in dict(choice.declined)["cpu-fp32"]
+    # OpenCV's steps in numpy around the model's own layers: the independent reference
+    from subpixel.interop import opencv_upsample
+    from subpixel.upscale import Pipeline
+
+    up = Upscaler(model, pipeline=Pipeline(color="opencv-ycrcb", chroma="bilinear-opencv"))
+    assert up.backend.name == "cpu-layers" and up.backend.fused is None
+    rgb = _rgb8(37, 29, seed=scale)
+    diff = np.abs(up(rgb).astype(int) - opencv_upsample(model, rgb, order="rgb").astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
 
 
 def test_approximate_precisions_refused_off_the_cpu() -> None:

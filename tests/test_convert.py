@@ -577,3 +577,84 @@ def test_docstring_examples() -> None:
     result = doctest.testmod(convert, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 5
     assert result.failed == 0
+
+
+# --- transposed_to_phase_conv: size-exact upsamplers as one aligned convolution ---------------
+
+
+def _size_exact_configs() -> Iterator[tuple[int, int, int, int, int]]:
+    """(kernel, stride, padding, output_padding, dilation) with output = stride · input."""
+    for s in (1, 2, 3, 4):
+        for d in (1, 2):
+            for k in range(1, 10):
+                eff = d * (k - 1) + 1
+                for p in range(0, eff):
+                    op = s + 2 * p - eff
+                    if 0 <= op < max(s, d):  # PyTorch's condition on output_padding
+                        yield k, s, p, op, d
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_phase_conv_is_the_transposed_conv_shuffled_float64(n: int) -> None:
+    configs = list(_size_exact_configs())
+    assert len(configs) > 60
+    rng = random.Random(n)
+    for k, s, p, op, d in configs if n == 1 else rng.sample(configs, 25):
+        groups = rng.choice([1, 2])
+        up = TRANSPOSED[n](
+            2 * groups,
+            3 * groups,
+            k,
+            stride=s,
+            padding=p,
+            output_padding=op,
+            dilation=d,
+            groups=groups,
+            bias=rng.random() < 0.7,
+            dtype=torch.float64,
+        )
+        conv = convert.transposed_to_phase_conv(up)
+        assert all(kk % 2 == 1 for kk in conv.kernel_size)  # odd, "same" padding, stride 1
+        assert conv.padding == tuple(kk // 2 for kk in conv.kernel_size)
+        x = torch.randn(2, 2 * groups, *([5, 4, 3][:n]), dtype=torch.float64)
+        y = subpixel.pixel_shuffle(conv(x), s, order=convert.TORCH_ORDERS[n])
+        ref = up(x)
+        assert y.shape == ref.shape and ref.shape[2:] == tuple(s * m for m in x.shape[2:])
+        assert (y - ref).abs().max().item() <= 1e-10, (k, s, p, op, d, groups)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_phase_conv_of_a_converted_module_folds_its_pad_and_crop_float64(n: int) -> None:
+    """From :class:`ConvTransposeAsSubPixel`: as converted (against PyTorch's transposed
+    convolution), and after its weights changed in that form (against its own pad, shuffle
+    and crop, themselves tested against PyTorch above)."""
+    rng = random.Random(10 + n)
+    configs = [c for c in _size_exact_configs() if c[4] == 1]
+    for k, s, p, op, _ in configs if n == 1 else rng.sample(configs, 20):
+        up = TRANSPOSED[n](3, 2, k, stride=s, padding=p, output_padding=op, dtype=torch.float64)
+        sp = transposed_to_subpixel(up)
+        x = torch.randn(1, 3, *([6, 5, 4][:n]), dtype=torch.float64)
+        for reference in (up, sp):
+            if reference is sp:  # trained in sub-pixel form: every tap and phase bias free
+                with torch.no_grad():
+                    sp.conv.weight.normal_()
+                    sp.conv.bias.normal_()
+            conv = convert.transposed_to_phase_conv(sp)
+            assert conv.padding == tuple(kk // 2 for kk in conv.kernel_size)
+            y = subpixel.pixel_shuffle(conv(x), s, order=convert.TORCH_ORDERS[n])
+            ref = reference(x)
+            assert y.shape == ref.shape
+            assert (y - ref).abs().max().item() <= 1e-10, (k, s, p, op)
+
+
+def test_phase_conv_kernels_of_fsrcnn_and_refusals() -> None:
+    sizes = {}
+    for s in (2, 3, 4):
+        p = -(-(9 - s) // 2)
+        up = nn.ConvTranspose2d(56, 1, 9, stride=s, padding=p, output_padding=s + 2 * p - 9)
+        sizes[s] = convert.transposed_to_phase_conv(up).kernel_size
+    assert sizes == {2: (5, 5), 3: (3, 3), 4: (3, 3)}  # the fewest taps that reach every phase
+    with pytest.raises(ValueError, match=r"axis 0 outputs \(H - 1\)·2 \+ 4, not 2·H"):
+        convert.transposed_to_phase_conv(nn.ConvTranspose1d(1, 1, 4, stride=2))
+    with pytest.raises(TypeError, match=r"expected nn\.ConvTranspose"):
+        convert.transposed_to_phase_conv(nn.Conv2d(1, 1, 3))  # type: ignore[arg-type]

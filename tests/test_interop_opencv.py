@@ -172,6 +172,35 @@ def test_opencv_upsample_matches_dnn_superres(
     assert np.abs(opencv_upsample(model, rgb, order="rgb").astype(int) - ref_rgb).max() <= 1
 
 
+@pytest.mark.parametrize(("folder", "name", "scale", "algorithm"), FILES, ids=IDS)
+def test_upscale_with_imported_weights_runs_fast_and_matches_dnn_superres(
+    tmp_path: Path,
+    data_dir: Path,
+    opencv: Reference,
+    natural: np.ndarray,
+    folder: str,
+    name: str,
+    scale: int,
+    algorithm: str,
+) -> None:
+    """``subpixel upscale`` with an imported ``.pb``: the fast backends, OpenCV's output."""
+    import subpixel
+    from subpixel.upscale import Upscaler
+
+    path = _pb(data_dir, folder, name, scale)
+    weights = tmp_path / f"{name}_x{scale}.safetensors"
+    assert main(["import-opencv", str(path), "-o", str(weights)]) == 0
+    up = Upscaler(weights, scale=scale)
+    assert up.backend.name == ("cpu-fp32" if algorithm == "espcn" else "cpu-layers")
+    assert "OpenCV's integer steps" in up.backend.describe()
+    rgb = np.ascontiguousarray(natural[..., ::-1])
+    ref = opencv.upsample(path, algorithm, scale, natural)[..., ::-1].astype(int)
+    for ours in (up(rgb), subpixel.upscale(rgb, scale=scale, weights=weights)):
+        diff = np.abs(ours.astype(int) - ref)
+        assert ours.shape == ref.shape and diff.max() <= 1, f"{name}_x{scale}: {diff.max()}"
+        assert (diff > 0).mean() < 1e-3
+
+
 def test_color_conversions_bit_exact() -> None:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (256, 1024, 3), dtype=np.uint8)

@@ -58,6 +58,8 @@ def test_upscaler_takes_the_fused_path_for_opencv_processing(tile: int) -> None:
     rgb = _rgb(40, 45, seed=1)
     ref = opencv_upsample(model, rgb, order="rgb")
     assert np.abs(up(rgb).astype(int) - ref.astype(int)).max() <= 1
+    strided = rgb.transpose(1, 0, 2).copy().transpose(1, 0, 2)  # the same pixels, other strides
+    assert np.array_equal(up(strided), up(rgb))
     # RGBA keeps OpenCV's steps in numpy (alpha resized like chroma): the same colours
     rgba = np.concatenate([rgb, np.full((40, 45, 1), 200, np.uint8)], axis=-1)
     assert np.abs(up(rgba)[..., :3].astype(int) - ref.astype(int)).max() <= 1

@@ -23,6 +23,13 @@ The backends, fastest first:
     :mod:`subpixel.fast`'s fp32 network: compiled Winograd kernels where built, else
     oneDNN (or NNPACK, when the process opted in: :func:`subpixel.fast.tune_process`).
     Same values as the model.
+``cpu-layers``
+    a model that is not ESPCN-like but a chain of convolutions and element-wise activations
+    ending in an upsampler (FSRCNN: PReLU, 1×1 layers, a transposed convolution): its own
+    layers in PyTorch ``channels_last`` (oneDNN), in bands of rows on all threads, the
+    transposed convolution computed as its phase convolution (:mod:`subpixel.fast._chain`),
+    so that the fused uint8 colour steps take its phases. Same values as the model (float
+    rounding).
 ``reference``
     the model's own PyTorch layers: any model, any device; the others are tested against it.
 
@@ -57,6 +64,7 @@ from torch import nn
 
 from subpixel._upscale.pipeline import Pipeline
 from subpixel.fast import CHROMA_MODES, FastESPCN, FastUpscaler, optimize_for_inference
+from subpixel.fast._chain import _CpuChain, phase_chain
 from subpixel.fast._kernels import Built
 from subpixel.fast._net import _parse
 from subpixel.fast._torch import _Torch
@@ -150,6 +158,15 @@ class Request:
             return f"the model is not ESPCN-like ({exc})"
         return None
 
+    @functools.cached_property
+    def chain(self) -> nn.Sequential | str:
+        """The model as a sub-pixel chain (:func:`~subpixel.fast._chain.phase_chain`), or why
+        it is not one."""
+        try:
+            return phase_chain(self.model)
+        except ValueError as exc:
+            return f"the model is not a chain of convolutions ending in an upsampler ({exc})"
+
     @property
     def scale(self) -> int:
         """The model's factor (0 where it does not say)."""
@@ -235,6 +252,23 @@ class _CpuFp32:
         return optimize_for_inference(req.model, kernels=req.kernels)
 
 
+class _CpuLayers:
+    name = "cpu-layers"
+    exact = True
+
+    def declines(self, req: Request) -> str | None:
+        if req.device.type != "cpu":
+            return "runs on the CPU only"
+        if req.precision == "bf16":
+            return "precision='bf16' asked"
+        return req.chain if isinstance(req.chain, str) else None
+
+    def build(self, req: Request) -> FastESPCN | None:
+        chain = req.chain
+        assert isinstance(chain, nn.Sequential)
+        return _CpuChain(chain)
+
+
 class _Reference:
     name = "reference"
     exact = True
@@ -247,7 +281,14 @@ class _Reference:
 
 
 #: The backends in the order :func:`choose` asks them (fastest first).
-BACKENDS: tuple[Backend, ...] = (_Device(), _CpuBf16(), _CpuInt8(), _CpuFp32(), _Reference())
+BACKENDS: tuple[Backend, ...] = (
+    _Device(),
+    _CpuBf16(),
+    _CpuInt8(),
+    _CpuFp32(),
+    _CpuLayers(),
+    _Reference(),
+)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ Public functions:
   computing the same function for every input size (``output_size`` included).
 * :func:`subpixel_to_transposed`: the reverse, for a converted module or a
   :class:`subpixel.SubPixelConv2d` (and 1-D/3-D), where a transposed convolution exists.
+* :func:`transposed_to_phase_conv`: for a transposed convolution whose output is exactly
+  ``stride`` times its input (as in FSRCNN or ESPCN-style upsamplers), one "same"-padded
+  convolution whose output, shuffled, *is* the transposed convolution's: no pad or crop.
 * :func:`replace_transposed_convs`: swap every transposed convolution of a model and report
   what was replaced and what was left, with the reason.
 
@@ -31,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -49,6 +53,7 @@ __all__ = [
     "ReportEntry",
     "replace_transposed_convs",
     "subpixel_to_transposed",
+    "transposed_to_phase_conv",
     "transposed_to_subpixel",
 ]
 
@@ -395,6 +400,181 @@ def transposed_to_subpixel(m: TransposedConv) -> ConvTransposeAsSubPixel:
         out_channels=m.out_channels,
     )
     return out.train(m.training)
+
+
+def _phase_taps(k: int, s: int, p: int) -> tuple[int, torch.Tensor]:
+    """``(R, taps)``: ``taps[φ, a]`` is the kernel tap that phase ``φ`` of output pixel
+    ``s·r + φ`` takes from input ``r + a - R`` (``k``, one past the kernel, where none)."""
+    ds = [d for phi in range(s) for d in range(-((phi + p) // s), (k - 1 - phi - p) // s + 1)]
+    # d = r - n for the input n that reaches output s·r + φ through tap s·d + φ + p
+    radius = max([0, *(abs(d) for d in ds)])
+    taps = torch.full((s, 2 * radius + 1), k, dtype=torch.long)
+    for phi in range(s):
+        for a in range(2 * radius + 1):
+            tap = s * (radius - a) + phi + p
+            if 0 <= tap < k:
+                taps[phi, a] = tap
+    return radius, taps
+
+
+def _check_size_exact(
+    m: nn.Module,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    output_padding: Sequence[int],
+) -> None:
+    for axis, (k, s, p, op) in enumerate(zip(kernel, stride, padding, output_padding, strict=True)):
+        if k + op - 2 * p != s:
+            raise ValueError(
+                f"{type(m).__name__}: axis {axis} outputs (H - 1)·{s} + {k + op - 2 * p}, not "
+                f"{s}·H (kernel {k}, padding {p}, output_padding {op}); use "
+                "transposed_to_subpixel"
+            )
+
+
+def _aligned_phases(m: ConvTransposeAsSubPixel) -> nn.Conv1d | nn.Conv2d | nn.Conv3d:
+    """:func:`transposed_to_phase_conv` of a converted module: its conv's phases re-aligned.
+
+    On each axis, output ``s·r + i`` of ``crop(shuffle(conv(pad(x))))`` is phase
+    ``φ = (i + L) mod s`` of conv output ``r + (i + L) // s`` (``L``: the crop on the left),
+    whose tap ``t`` reads input ``r + base_i + t`` with ``base_i = (i + L) // s - c - P``
+    (``c``: the conv's padding, ``P``: the pad on the left). The aligned convolution puts
+    that weight at offset ``base_i + t`` of phase ``i``.
+    """
+    n = len(m.stride)
+    kernel, stride = _tuple(m.kernel_size, n), m.stride
+    _check_size_exact(m, _dilated(kernel, m.dilation), stride, m.padding, m.output_padding)
+    plan = m._plan
+    if plan.needs_pre_crop:
+        raise ValueError(f"{m}: the input is cropped before the convolution; not aligned")
+    conv = m.conv
+    if conv.groups != 1:
+        raise ValueError(f"{m}: grouped sub-pixel convolutions are not aligned")
+    taps_m = _tuple(conv.kernel_size, n)
+    pads = _tuple(conv.padding, n)
+    maps = []  # per axis: (radius, phase source φ(i), tap index per (i, a); taps_m: zero)
+    for axis in range(n):
+        s, mk, c = stride[axis], taps_m[axis], pads[axis]
+        left_pad = plan.pre_pad[2 * (n - 1 - axis)]  # F.pad lists the last axis first
+        crop = plan.post_crop[axis][0]
+        bases = [(i + crop) // s - c - left_pad for i in range(s)]
+        radius = max(max(abs(b), abs(b + mk - 1)) for b in bases)
+        taps = torch.full((s, 2 * radius + 1), mk, dtype=torch.long)
+        for i, b in enumerate(bases):
+            for t in range(mk):
+                taps[i, radius + b + t] = t
+        maps.append((radius, [(i + crop) % s for i in range(s)], taps))
+    c_out, c_in = m.out_channels, conv.in_channels
+    w = F.pad(conv.weight.detach(), [0, 1] * n).reshape(
+        c_out, *stride, c_in, *(t + 1 for t in taps_m)
+    )
+    sizes = tuple(2 * r + 1 for r, _, _ in maps)
+    out = w.new_zeros(c_out, *stride, c_in, *sizes)
+    bias = conv.bias.detach().reshape(c_out, *stride) if conv.bias is not None else None
+    new_bias = w.new_zeros(c_out, *stride)
+    everything = slice(None)
+    for phases in itertools.product(*(range(s) for s in stride)):
+        src: tuple[slice | int, ...] = (everything, *(maps[a][1][i] for a, i in enumerate(phases)))
+        dst: tuple[slice | int, ...] = (everything, *phases)
+        block = w[src]  # (c_out, c_in, *(taps + 1))
+        for axis, i in enumerate(phases):
+            block = block.index_select(2 + axis, maps[axis][2][i].to(block.device))
+        out[dst] = block
+        if bias is not None:
+            new_bias[dst] = bias[src]
+    aligned = _CONVS[n](
+        c_in,
+        conv.out_channels,
+        sizes,  # type: ignore[arg-type]
+        padding=tuple(r for r, _, _ in maps),  # type: ignore[arg-type]
+        bias=bias is not None,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
+    with torch.no_grad():
+        aligned.weight.copy_(out.reshape(aligned.weight.shape))
+        if aligned.bias is not None:
+            aligned.bias.copy_(new_bias.flatten())
+    return aligned.train(m.training)
+
+
+def _dilated(kernel: Sequence[int], dilation: Sequence[int]) -> tuple[int, ...]:
+    return tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
+
+
+def transposed_to_phase_conv(
+    m: TransposedConv | ConvTransposeAsSubPixel,
+) -> nn.Conv1d | nn.Conv2d | nn.Conv3d:
+    """One stride-1 convolution whose shuffled output *is* ``m``'s, for size-exact upsamplers.
+
+    Where a transposed convolution's output is exactly ``stride`` times its input
+    (``kernel + output_padding - 2·padding == stride`` on every axis, as FSRCNN's and most
+    learned upsamplers' are), output pixel ``s·r + φ`` of phase ``φ`` only needs the inputs
+    around ``r``. So the transposed convolution equals ``pixel_shuffle(conv(x))`` (PyTorch's
+    channel order) with a plain convolution of odd kernel ``2R + 1`` and padding ``R``, no pad
+    or crop around it, which is what fast inference paths (and ``subpixel.fast``) want.
+    Taps that a phase does not use are zero. Same values as ``m`` to float rounding (tested
+    against PyTorch's transposed convolutions); :func:`transposed_to_subpixel` covers every
+    other size. ``m`` may also be a :class:`ConvTransposeAsSubPixel` (say, trained in that
+    form, so that no transposed convolution is equivalent any more): its convolution's
+    phases are then re-aligned, the pad and crop around it folded into the taps.
+
+    Raises:
+        TypeError: ``m`` is not a transposed convolution.
+        ValueError: the output is not exactly ``stride`` times the input, lazy parameters,
+            or a ``padding_mode`` other than zeros.
+
+    Example:
+        >>> import torch
+        >>> up = torch.nn.ConvTranspose2d(56, 1, kernel_size=9, stride=4, padding=3,
+        ...                               output_padding=1)            # FSRCNN ×4
+        >>> conv = transposed_to_phase_conv(up)
+        >>> conv
+        Conv2d(56, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+        >>> x = torch.randn(1, 56, 5, 7)
+        >>> bool((torch.nn.functional.pixel_shuffle(conv(x), 4) - up(x)).abs().max() < 1e-5)
+        True
+    """
+    if isinstance(m, ConvTransposeAsSubPixel):
+        return _aligned_phases(m)
+    n = _check_transposed(m)
+    stride = _tuple(m.stride, n)
+    padding = _tuple(m.padding, n)
+    output_padding = _tuple(m.output_padding, n)
+    weight = _dilate_kernel(m.weight.detach(), _tuple(m.dilation, n))
+    kernel = tuple(weight.shape[2:])
+    _check_size_exact(m, kernel, stride, padding, output_padding)
+    groups = m.groups
+    c_in, c_out_g = weight.shape[:2]
+    w = F.pad(weight, [0, 1] * n)  # one zero tap past the end: where a phase takes none
+    radii = []
+    for axis, (k, s, p) in enumerate(zip(kernel, stride, padding, strict=True)):
+        radius, taps = _phase_taps(k, s, p)
+        radii.append(radius)
+        w = w.index_select(2 + axis, taps.flatten().to(w.device))
+    split = [x for s, r in zip(stride, radii, strict=True) for x in (s, 2 * r + 1)]
+    w = w.reshape(groups, c_in // groups, c_out_g, *split)
+    perm = (0, 2, *(3 + 2 * a for a in range(n)), 1, *(4 + 2 * a for a in range(n)))
+    block = math.prod(stride)
+    w = w.permute(perm).reshape(
+        groups * c_out_g * block, c_in // groups, *(2 * r + 1 for r in radii)
+    )
+    conv = _CONVS[n](
+        m.in_channels,
+        m.out_channels * block,
+        tuple(2 * r + 1 for r in radii),  # type: ignore[arg-type]
+        padding=tuple(radii),  # type: ignore[arg-type]
+        groups=groups,
+        bias=m.bias is not None,
+        device=m.weight.device,
+        dtype=m.weight.dtype,
+    )
+    with torch.no_grad():
+        conv.weight.copy_(w)
+        if m.bias is not None and conv.bias is not None:
+            conv.bias.copy_(m.bias.detach().repeat_interleave(block))
+    return conv.train(m.training)
 
 
 # --- the reverse ------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
-from typing import NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 import torch
@@ -714,7 +714,8 @@ def configure(name: str, options: Mapping[str, object] | None = None) -> Degrada
             raise ValueError(
                 f"unknown degradation option {key!r}; the options are {', '.join(known)}"
             )
-    return replace(base, **{k: _as_tuples(v) for k, v in options.items()})
+    changes: dict[str, Any] = {k: _as_tuples(v) for k, v in options.items()}
+    return replace(base, **changes)
 
 
 def _as_tuples(value: object) -> object:

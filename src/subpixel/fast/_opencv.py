@@ -71,7 +71,7 @@ class OpenCVUpscaler:
         if out is None:
             out = torch.empty(h * s, w * s, 3, dtype=torch.uint8)
         kernel, threads = self._kernel, torch.get_num_threads()
-        src = rgb.numpy()
+        src = np.ascontiguousarray(rgb.numpy())  # the kernel reads dense (h, w, 3) pixels
         y = np.empty((h, w), np.float32)
         cr = np.empty((h, w), np.uint8)
         cb = np.empty((h, w), np.uint8)
