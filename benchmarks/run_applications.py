@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from subpixel.experiments import summary_table
+from subpixel.applications.experiments import summary_table
 
 AE_KEYS = [
     "params",

@@ -4,7 +4,8 @@ The companion article's model (``subpixel.models.autoencoder`` in PyTorch), writ
 ``subpixel.keras``: a small convolutional encoder to a dense code, and a decoder that goes
 7×7 -> 14×14 -> 28×28 with two ICNR-initialised sub-pixel convolutions
 (``SubPixelConv2D``), or with their transposed-convolution twins for comparison. MNIST is
-read from the four idx files (``subpixel.idx``), by default in ``$SUBPIXEL_DATA/mnist``.
+read from the four idx files (``subpixel.applications.idx``), by default in
+``$SUBPIXEL_DATA/mnist``.
 
     KERAS_BACKEND=jax python examples/keras_autoencoder.py --steps 500
     KERAS_BACKEND=torch python examples/keras_autoencoder.py --decoder transposed --steps 500
@@ -22,7 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from subpixel.idx import load_mnist
+from subpixel.applications.idx import load_mnist
 from subpixel.keras import SubPixelConv2D
 
 DECODERS = ("subpixel", "transposed")

@@ -21,9 +21,9 @@ import os
 import sys
 from pathlib import Path
 
+from subpixel.applications.faces_training import faces_card_markdown
 from subpixel.bundled import BUNDLES
 from subpixel.evaluate import evaluate_folder
-from subpixel.faces_training import faces_card_markdown
 from subpixel.models import get_model
 from subpixel.serialization import load_weights, save_weights
 from subpixel.train import card_markdown

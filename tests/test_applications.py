@@ -15,10 +15,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from subpixel.checkerboard import checkerboard_score
-from subpixel.cli import main
-from subpixel.convert import subpixel_to_transposed
-from subpixel.experiments import (
+from subpixel.applications.checkerboard import checkerboard_score
+from subpixel.applications.experiments import (
     AutoencoderConfig,
     DCGANConfig,
     image_grid,
@@ -27,7 +25,9 @@ from subpixel.experiments import (
     sliced_wasserstein,
     summary_table,
 )
-from subpixel.faces_training import FacesConfig, face_pair, train_faces
+from subpixel.applications.faces_training import FacesConfig, face_pair, train_faces
+from subpixel.cli import main
+from subpixel.convert import subpixel_to_transposed
 from subpixel.models import get_model, list_models
 from subpixel.models.autoencoder import SubPixelUpsample, make_upsampler
 from subpixel.resize import imresize

@@ -1,4 +1,4 @@
-"""subpixel.checkerboard: the score against its DFT definition (numpy.fft) and its laws."""
+"""subpixel.applications.checkerboard: the score against its DFT definition (numpy.fft), laws."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from subpixel import SubPixelConv2d
-from subpixel.checkerboard import checkerboard_energy, checkerboard_score
+from subpixel.applications.checkerboard import checkerboard_energy, checkerboard_score
 
 
 def _reference(x: np.ndarray, rh: int, rw: int) -> tuple[np.ndarray, np.ndarray]:

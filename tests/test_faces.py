@@ -15,17 +15,15 @@ import torch
 from PIL import Image
 
 import subpixel
-from subpixel import faces_eval, faces_split, faces_training
-from subpixel.bundled import DEFAULT
-from subpixel.cli import main
-from subpixel.faces_eval import (
+from subpixel.applications import faces_eval, faces_split, faces_training
+from subpixel.applications.faces_eval import (
     FacesExperimentConfig,
     bicubic_method,
     evaluate_faces,
     load_face_pairs,
     run_faces_experiment,
 )
-from subpixel.faces_split import (
+from subpixel.applications.faces_split import (
     HELDOUT_BUCKETS,
     LFW_COUNTS,
     MAX_HELDOUT_IMAGES,
@@ -34,7 +32,9 @@ from subpixel.faces_split import (
     person_of,
     split_names,
 )
-from subpixel.faces_training import FacesConfig, augmented_pair, face_crop, train_faces
+from subpixel.applications.faces_training import FacesConfig, augmented_pair, face_crop, train_faces
+from subpixel.bundled import DEFAULT
+from subpixel.cli import main
 from subpixel.models import get_model
 from subpixel.resize import imresize
 from subpixel.serialization import load_weights, save_weights

@@ -1,4 +1,4 @@
-"""subpixel.idx: the IDX reader, against hand-packed files and the real MNIST files."""
+"""subpixel.applications.idx: the IDX reader, against hand-packed files and the real MNIST files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from subpixel.idx import load_mnist, mnist_files, read_idx
+from subpixel.applications.idx import load_mnist, mnist_files, read_idx
 
 # Published facts about the real files (independent of this reader).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

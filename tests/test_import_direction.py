@@ -29,6 +29,7 @@ RULES = {
     "fast": (*_ABOVE_FAST, *_ABOVE_UPSCALE),
     "backends.py": ("subpixel._upscale.engine", "subpixel._upscale.batch", *_ABOVE_UPSCALE),
     "_upscale": _ABOVE_UPSCALE,
+    "applications": ("subpixel.commands", "subpixel.cli"),
 }
 
 

@@ -55,7 +55,7 @@ _SHOWN = {
 
 
 def _common(p: argparse.ArgumentParser, default_dataset: str | None) -> None:
-    from subpixel.experiments import DATASETS
+    from subpixel.applications.experiments import DATASETS
 
     p.add_argument(
         "--dataset",
@@ -129,7 +129,11 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_faces(args: argparse.Namespace, command: str) -> int:
-    from subpixel.faces_eval import FacesExperimentConfig, run_faces_experiment, summary
+    from subpixel.applications.faces_eval import (
+        FacesExperimentConfig,
+        run_faces_experiment,
+        summary,
+    )
 
     try:
         cfg = FacesExperimentConfig(
@@ -156,7 +160,7 @@ def _run_faces(args: argparse.Namespace, command: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from subpixel.experiments import (
+    from subpixel.applications.experiments import (
         AutoencoderConfig,
         DCGANConfig,
         run_autoencoder,

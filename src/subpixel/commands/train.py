@@ -108,7 +108,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-scale-augment", action="store_true", help="no 0.6-0.9 HR downscaling")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     faces = p.add_argument_group(
-        "faces: 4× RGB face models on whole 32×32 -> 128×128 centre crops (subpixel.faces_training)"
+        "faces: 4× RGB face models on whole 32×32 -> 128×128 centre crops "
+        "(subpixel.applications.faces_training)"
     )
     faces.add_argument(
         "--faces",
@@ -159,7 +160,7 @@ def parse_options(items: list[str], flag: str = "--option") -> dict[str, Any]:
 def _run_faces(args: argparse.Namespace) -> int:
     import torch
 
-    from subpixel.faces_training import FacesConfig, train_faces
+    from subpixel.applications.faces_training import FacesConfig, train_faces
 
     if args.scale not in (None, 4):
         raise CliError(f"--scale {args.scale}: the faces trainer upscales by 4 only")

@@ -153,7 +153,7 @@ class ConvAutoencoder(nn.Module):
 
     Attributes:
         checkerboard_factor: the factor of the last upsampler (2): the period at which its
-            checkerboard shows in the output (see :mod:`subpixel.checkerboard`).
+            checkerboard shows in the output (see :mod:`subpixel.applications.checkerboard`).
 
     Example:
         >>> import torch

@@ -1,14 +1,14 @@
 """Sub-pixel versus transposed convolution, measured: the autoencoder and DCGAN experiments.
 
-Each runner trains one configuration on MNIST-format data (see :mod:`subpixel.idx`), seeded,
-and writes into its output folder:
+Each runner trains one configuration on MNIST-format data (see :mod:`.idx`), seeded, and
+writes into its output folder:
 
 * ``result.json``: flat keys (``params``, ``seconds_per_epoch``, ``checkerboard_init``,
   ``checkerboard_final``, ``test_mse``, ``test_psnr``, ...), written atomically;
 * PNG grids (``reconstructions.png`` or ``samples_init.png`` / ``samples_final.png``);
 * the trained weights as ``.safetensors``.
 
-The checkerboard score (:mod:`subpixel.checkerboard`) is measured on the model's outputs for
+The checkerboard score (:mod:`.checkerboard`) is measured on the model's outputs for
 the test images (autoencoder) or for a fixed batch of noise vectors (DCGAN), at the period of
 the last upsampler (``checkerboard_*``, factor 2) and of the whole decoder
 (``checkerboard4_*``, factor 4); ``checkerboard_data`` is the score of the real test images,
@@ -41,8 +41,8 @@ from torch import nn
 from subpixel import __version__
 from subpixel._files import atomic_write_bytes
 from subpixel._progress import progress_bar
-from subpixel.checkerboard import checkerboard_score
-from subpixel.idx import load_mnist
+from subpixel.applications.checkerboard import checkerboard_score
+from subpixel.applications.idx import load_mnist
 from subpixel.models import get_model
 from subpixel.models.autoencoder import UPSAMPLERS
 from subpixel.serialization import save_weights

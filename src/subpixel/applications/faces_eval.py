@@ -1,8 +1,8 @@
 """Face super-resolution measured on held-out people: ``subpixel experiment faces``.
 
-The protocol (the issue's calibration, on the held-out people of :mod:`subpixel.faces_split`):
+The protocol (the issue's calibration, on the held-out people of :mod:`.faces_split`):
 
-* ground truth: the 128×128 centre crop of each image (:func:`~subpixel.faces_training.face_crop`;
+* ground truth: the 128×128 centre crop of each image (:func:`.faces_training.face_crop`;
   LFW's 150×150 images lose 11 pixels a side), 8-bit RGB;
 * input: its 32×32 downscaling by the project's MATLAB bicubic
   (:func:`subpixel.resize.imresize`, antialiased), rounded to 8 bits;
@@ -45,10 +45,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from subpixel.bundled import DEFAULT
-from subpixel.experiments import _environment, image_grid, save_png, write_json
-from subpixel.faces_split import SPLIT_RULES, describe_rule, face_split, person_of
-from subpixel.faces_training import (
+from subpixel.applications.experiments import _environment, image_grid, save_png, write_json
+from subpixel.applications.faces_split import SPLIT_RULES, describe_rule, face_split, person_of
+from subpixel.applications.faces_training import (
     HR_SIZE,
     SCALE,
     _degrade,
@@ -56,6 +55,7 @@ from subpixel.faces_training import (
     face_forward,
     single_thread,
 )
+from subpixel.bundled import DEFAULT
 from subpixel.metrics import psnr, quantize, ssim
 from subpixel.resize import imresize
 
@@ -238,7 +238,7 @@ class FacesExperimentConfig:
         out: output folder (default ``subpixel-experiments/faces``).
         weights: the face model to measure (``ours``), a ``.safetensors`` file.
         original: a ``subpixel-faces`` weights file (the original project's model).
-        split: ``"lfw"``: the held-out people of :mod:`subpixel.faces_split`; ``"none"``:
+        split: ``"lfw"``: the held-out people of :mod:`.faces_split`; ``"none"``:
             every image of ``data`` (another face set, or the issue's calibration).
         crop: centre-crop size before resizing to 128×128.
         every: keep every N-th image (sorted by path) of the chosen ones.

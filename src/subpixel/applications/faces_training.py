@@ -19,11 +19,11 @@ exponential moving average of the weights (what is validated and saved). A RepSR
 collapsed, as the plain ``espcn`` it equals, so ``subpixel.upscale(img, weights=path)`` and
 ``get_model("espcn", weights=path)`` load it (RGB, ×4).
 
-**Person split** (``split="lfw"``, :mod:`subpixel.faces_split`): only the training people
+**Person split** (``split="lfw"``, :mod:`.faces_split`): only the training people
 of ``data`` are trained on; every ``val_every`` steps the model is scored on the held-out
 people (mean RGB and Y PSNR of 8-bit outputs, 4 pixels shaved: ``val_psnr_rgb`` and
 ``val_psnr_y`` in ``log.csv``), the sample grids show held-out people, and at the end the
-model card gets the full evaluation of :func:`subpixel.faces_eval.evaluate_faces` (bicubic,
+model card gets the full evaluation of :func:`.faces_eval.evaluate_faces` (bicubic,
 the DEFAULT general ×4 model and this model, PSNR/SSIM in RGB and Y).
 
 A run folder holds ``samples/step-NNNNNNN.png`` (one row per fixed image: input
@@ -74,10 +74,10 @@ from torch import nn
 from subpixel import __version__
 from subpixel._files import atomic_write_bytes
 from subpixel._progress import progress_bar
+from subpixel.applications.experiments import image_grid, save_png
+from subpixel.applications.faces_split import SPLIT_RULES, describe_rule, face_split, person_of
 from subpixel.color import rgb_to_y
 from subpixel.data import find_images, load_image, quantize
-from subpixel.experiments import image_grid, save_png
-from subpixel.faces_split import SPLIT_RULES, describe_rule, face_split, person_of
 from subpixel.models import get_model
 from subpixel.resize import imresize
 from subpixel.serialization import WeightsError, load_weights, save_weights
@@ -156,7 +156,7 @@ class FacesConfig:
             espcn: ``features``, ``kernels``, ``activation``, ``residual``); ``scale`` (4)
             and ``channels`` (3) are set by the trainer.
         split: ``None`` (train on every image) or ``"lfw"``: train on the training people of
-            :mod:`subpixel.faces_split`, validate on the held-out people.
+            :mod:`subpixel.applications.faces_split`, validate on the held-out people.
         val_every: validate on the held-out people every N steps (and at the end).
         schedule: ``"constant"`` or ``"cosine"`` (warm-up, then cosine decay; needs ``steps``);
             default: constant for ``subpixel-faces``, cosine otherwise.
@@ -714,7 +714,7 @@ def _final_metrics(
     cfg: FacesConfig, final: nn.Module, name: str, config: dict[str, Any], heldout: list[Path]
 ) -> dict[str, dict[str, float]]:
     """The held-out evaluation of the saved form: bicubic, DEFAULT ×4 and this model."""
-    from subpixel.faces_eval import (
+    from subpixel.applications.faces_eval import (
         bicubic_method,
         default_method,
         evaluate_faces,
@@ -785,7 +785,7 @@ def faces_card_markdown(card: dict[str, Any]) -> str:
     lines += ["```", *commands, "```", ""]
     metrics = card.get("metrics") or {}
     if metrics:
-        from subpixel.faces_eval import METHOD_LABELS
+        from subpixel.applications.faces_eval import METHOD_LABELS
 
         lines += [
             "## Evaluation: held-out people",

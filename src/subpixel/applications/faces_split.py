@@ -16,7 +16,7 @@ On the shared ``faces/lfw`` folder (7,701 files, 4,281 people) this holds out **
 454 people** (at most 12 images of one person) and trains on 6,845 images of 3,827 people
 (:data:`LFW_COUNTS`; checked by the tests when ``SUBPIXEL_DATA`` is set). Files whose name
 does not end in ``_NNNN`` are each taken as a person of their own name. The rule is called
-``"lfw"`` (:data:`SPLIT_RULES`) in :class:`~subpixel.faces_training.FacesConfig` and on the
+``"lfw"`` (:data:`SPLIT_RULES`) in :class:`.faces_training.FacesConfig` and on the
 command line (``subpixel train ... --split lfw``).
 
 Example:
