@@ -602,7 +602,9 @@ def test_rgb8_route_only_for_8bit_rgb_with_a_fused_model() -> None:
     assert cv_eng.uses_rgb8(img) == (opencv_kernel() is not None)
     assert not cv_eng.uses_rgb8(np.zeros((1, 4, 5, 4), np.uint8))
     prelu = get_model("espcn", scale=2, activation="prelu")
-    assert not Upscaler(prelu).engine.uses_rgb8(img)  # not ESPCN-like: the plain model
+    assert Upscaler(prelu).engine.uses_rgb8(img)  # a chain: the cpu-layers backend's phases
+    rgb_model = get_model("espcn", scale=2, channels=3)
+    assert not Upscaler(rgb_model).engine.uses_rgb8(img)  # no backend but the plain model
 
 
 def test_rgb8_tile_doubles_only_for_the_banded_fp32_path() -> None:

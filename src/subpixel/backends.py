@@ -63,10 +63,11 @@ import torch
 from torch import nn
 
 from subpixel._upscale.pipeline import Pipeline
-from subpixel.fast import CHROMA_MODES, FastESPCN, FastUpscaler, optimize_for_inference
+from subpixel.fast import CHROMA_MODES, FastESPCN, FastUpscaler
 from subpixel.fast._chain import _CpuChain, phase_chain
 from subpixel.fast._kernels import Built
-from subpixel.fast._net import _parse
+from subpixel.fast._net import _Net, _parse
+from subpixel.fast._optimize import build_network
 from subpixel.fast._torch import _Torch
 
 __all__ = [
@@ -150,13 +151,23 @@ class Request:
     kernels: Built = field(default_factory=Built.detect)
 
     @functools.cached_property
-    def unparsed(self) -> str | None:
-        """Why the model is not ESPCN-like (the fast networks' condition), or ``None``."""
+    def parsed(self) -> _Net | str:
+        """The model as the fast networks read it (parsed once), or why it is not ESPCN-like."""
         try:
-            _parse(self.model)
+            return _parse(self.model)
         except ValueError as exc:
             return f"the model is not ESPCN-like ({exc})"
-        return None
+
+    @property
+    def unparsed(self) -> str | None:
+        """Why the model is not ESPCN-like (the fast networks' condition), or ``None``."""
+        return self.parsed if isinstance(self.parsed, str) else None
+
+    @property
+    def net(self) -> _Net:
+        """The parsed model (for backends that accepted it)."""
+        assert not isinstance(self.parsed, str), self.parsed
+        return self.parsed
 
     @functools.cached_property
     def chain(self) -> nn.Sequential | str:
@@ -199,7 +210,7 @@ class _Device:
         return req.unparsed
 
     def build(self, req: Request) -> FastESPCN | None:
-        return optimize_for_inference(req.model, device=req.device)
+        return build_network(req.model, req.net, device=req.device)
 
 
 class _CpuBf16:
@@ -216,7 +227,7 @@ class _CpuBf16:
         return req.unparsed
 
     def build(self, req: Request) -> FastESPCN | None:
-        return _Torch(req.model, _parse(req.model), req.device, torch.bfloat16)
+        return _Torch(req.model, req.net, req.device, torch.bfloat16)
 
 
 class _CpuInt8:
@@ -234,7 +245,7 @@ class _CpuInt8:
         return req.unparsed
 
     def build(self, req: Request) -> FastESPCN | None:
-        return optimize_for_inference(req.model, precision="int8", kernels=req.kernels)
+        return build_network(req.model, req.net, precision="int8", kernels=req.kernels)
 
 
 class _CpuFp32:
@@ -249,7 +260,7 @@ class _CpuFp32:
         return req.unparsed
 
     def build(self, req: Request) -> FastESPCN | None:
-        return optimize_for_inference(req.model, kernels=req.kernels)
+        return build_network(req.model, req.net, kernels=req.kernels)
 
 
 class _CpuLayers:

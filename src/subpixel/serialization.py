@@ -53,6 +53,7 @@ class WeightsMeta:
     config: dict[str, Any] = field(default_factory=dict)
     card: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, str] = field(default_factory=dict)  # the header's metadata, every key
 
 
 def _require_safetensors() -> Any:
@@ -117,7 +118,7 @@ def _meta(path: str | os.PathLike[str], raw: Mapping[str, str]) -> WeightsMeta:
     except json.JSONDecodeError as exc:
         raise WeightsError(f"{path}: corrupt subpixel metadata ({exc})") from exc
     extra = {k: v for k, v in raw.items() if not k.startswith("subpixel.")}
-    return WeightsMeta(raw.get("subpixel.model"), config, card, extra)
+    return WeightsMeta(raw.get("subpixel.model"), config, card, extra, dict(raw))
 
 
 def read_weights_meta(path: str | os.PathLike[str]) -> WeightsMeta:

@@ -58,9 +58,9 @@ from subpixel._upscale.images import (
     read_image,
     scaled_meta,
 )
-from subpixel._upscale.pipeline import PIPELINE_KEY, Pipeline, read_pipeline
+from subpixel._upscale.pipeline import PIPELINE_KEY, Pipeline, pipeline_of, read_pipeline
 from subpixel.backends import Choice
-from subpixel.serialization import WeightsError, read_weights_meta, sniff_weights
+from subpixel.serialization import WeightsError, sniff_weights
 
 if TYPE_CHECKING:
     from subpixel._upscale.video import VideoResult
@@ -107,25 +107,24 @@ def load_upscaling_model(
         ValueError: a module whose factor differs from ``scale``.
     """
     from subpixel.bundled import find, weights_path
-    from subpixel.models import get_model
+    from subpixel.models import load_model
 
     if isinstance(weights, nn.Module):
         model_scale = getattr(weights, "scale", None)
         if scale is not None and isinstance(model_scale, int) and model_scale != scale:
             raise ValueError(f"the model upscales ×{model_scale}, asked for scale={scale}")
         return weights, Pipeline()
-    options = {} if scale is None else {"scale": scale}
+    options: dict[str, Any] = {} if scale is None else {"scale": scale}
     path = weights_path(str(weights), scale) if find(weights) is not None else Path(weights)
     if path.suffix.lower() == ".pb":
         return _import_opencv_graph(path, scale)
     if path.suffix.lower() in (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"):
         sniff_weights(path)  # names the problem (pickle/zip) precisely
         raise WeightsError(f"{path}: only .safetensors weights are loaded (never pickles)")
-    name = read_weights_meta(path).model or "espcn"  # the header: which model
-    model = get_model(name, weights=path, **options)
+    model, _, meta = load_model(path, **options)  # the file read once; its header says which
     if scale is not None and getattr(model, "scale", scale) != scale:
         raise WeightsError(f"{path}: weights upscale ×{model.scale}, asked for scale={scale}")
-    return model, read_pipeline(path)
+    return model, pipeline_of(meta, path)
 
 
 def _import_opencv_graph(path: Path, scale: int | None) -> tuple[nn.Module, Pipeline]:

@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from subpixel._opencv_steps import bgr_to_ycrcb, from_unit, resize_linear, to_unit, ycrcb_to_bgr
 from subpixel.color import COLOR_TRANSFORMS, color_transform
 from subpixel.resize import resize_matrix
-from subpixel.serialization import WeightsError, sniff_weights
+from subpixel.serialization import WeightsError, WeightsMeta, read_weights_meta
 
-__all__ = ["PIPELINE_KEY", "Pipeline", "opencv_levels", "read_pipeline"]
+__all__ = ["PIPELINE_KEY", "Pipeline", "opencv_levels", "pipeline_of", "read_pipeline"]
 
 #: The safetensors metadata key holding the pipeline JSON.
 PIPELINE_KEY = "subpixel.pipeline"
@@ -256,15 +256,16 @@ def read_pipeline(path: str | os.PathLike[str]) -> Pipeline:
         >>> read_pipeline(f) == cv
         True
     """
-    sniff_weights(path)
-    from safetensors import safe_open
+    return pipeline_of(read_weights_meta(path), path)
 
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta: dict[str, str] = fh.metadata() or {}
-    except Exception as exc:
-        raise WeightsError(f"{path}: corrupt .safetensors file ({exc})") from exc
-    text = meta.get(PIPELINE_KEY)
+
+def pipeline_of(meta: WeightsMeta, path: str | os.PathLike[str]) -> Pipeline:
+    """The :class:`Pipeline` in a weights file's metadata, already read (default if absent).
+
+    Raises:
+        WeightsError: malformed pipeline metadata, naming ``path``.
+    """
+    text = meta.raw.get(PIPELINE_KEY)
     if text is None:
         return Pipeline()
     try:

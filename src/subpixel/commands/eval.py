@@ -37,12 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from subpixel.commands.export import model_name
     from subpixel.evaluate import evaluate_folder
-    from subpixel.models import get_model
+    from subpixel.models import load_model
 
-    name = model_name(args.weights, args.model)
-    model = get_model(name, weights=args.weights, scale=args.scale).to(args.device)
+    model = load_model(args.weights, model=args.model, scale=args.scale).model
+    model = model.to(args.device)
     results = {}
     for folder in args.data:
         results[Path(folder).name] = evaluate_folder(model, folder, scale=args.scale)

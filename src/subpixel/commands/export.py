@@ -66,28 +66,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
 
 
-def model_name(weights: str, given: str | None) -> str:
-    """``given``, else the model named in the weights file's metadata, else ``"espcn"``."""
-    if given is not None:
-        return given
-    from subpixel.bundled import find, weights_path
-    from subpixel.serialization import read_weights_meta
-
-    path = weights_path(weights, None) if find(weights) is not None else weights
-    return read_weights_meta(path).model or "espcn"  # the header only, no tensors
-
-
 def run(args: argparse.Namespace) -> int:
     from subpixel.interop.onnx_export import check_onnx, onnx_ops, to_onnx
-    from subpixel.models import get_model
+    from subpixel.models import load_model
 
     out = Path(args.output)
     if not out.parent.is_dir():
         raise CliError(f"{out}: folder {out.parent} does not exist")
     config = {} if args.scale is None else {"scale": args.scale}
-    name = model_name(args.weights, args.model)
-    model = get_model(name, weights=args.weights, **config)
-    model.eval()
+    model, name, _ = load_model(args.weights, model=args.model, **config)
     superres = args.target == "dnn_superres"
     snippet = None
     try:

@@ -8,7 +8,7 @@ from torch import nn
 from subpixel.fast._fp32 import _CpuFp32
 from subpixel.fast._int8 import _CpuInt8
 from subpixel.fast._kernels import Built
-from subpixel.fast._net import FastESPCN, _parse
+from subpixel.fast._net import FastESPCN, _Net, _parse
 from subpixel.fast._torch import _Torch
 
 #: Precisions :func:`optimize_for_inference` accepts.
@@ -58,10 +58,29 @@ def optimize_for_inference(
         >>> fast(torch.rand(1, 1, 8, 8)).shape, fast.backend
         (torch.Size([1, 1, 16, 16]), 'cpu-onednn-int8, first layer fp32')
     """
+    return build_network(
+        model,
+        _parse(model),
+        device=device,
+        precision=precision,
+        calibration=calibration,
+        kernels=kernels,
+    )
+
+
+def build_network(
+    model: nn.Module,
+    net: _Net,
+    *,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    calibration: torch.Tensor | None = None,
+    kernels: Built | None = None,
+) -> FastESPCN:
+    """:func:`optimize_for_inference` for a model already parsed (``net = _parse(model)``)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     dev = torch.device(device)
-    net = _parse(model)
     if dev.type != "cpu":
         if precision == "int8":
             raise ValueError(f"precision='int8' runs on CPU only, not {dev}")

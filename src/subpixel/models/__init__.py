@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch import nn
 
@@ -26,9 +26,17 @@ from subpixel.models.espcn import ESPCN
 from subpixel.models.faces import build_subpixel_faces
 from subpixel.models.fsrcnn import FSRCNN
 from subpixel.models.reparam import RepSR
-from subpixel.serialization import WeightsError, load_weights
+from subpixel.serialization import WeightsError, WeightsMeta, load_weights
 
-__all__ = ["ModelEntry", "WeightsError", "get_model", "list_models"]
+__all__ = ["Loaded", "ModelEntry", "WeightsError", "get_model", "list_models", "load_model"]
+
+
+class Loaded(NamedTuple):
+    """What :func:`load_model` returns."""
+
+    model: nn.Module
+    name: str  # the registered architecture
+    meta: WeightsMeta
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,33 @@ def get_model(
     _check_config(entry, config)
     if weights is None:
         return entry.builder(**config)
+    return load_model(weights, model=name, **config).model
+
+
+def load_model(
+    weights: str | os.PathLike[str], *, model: str | None = None, **config: Any
+) -> Loaded:
+    """The model a weights file holds, its name and metadata, the file opened once.
+
+    The file's header names the architecture (``model`` overrides it; files that name none
+    are ``"espcn"``, the first format); its config fills the options not given in
+    ``config``, and given ones must agree with it. What ``subpixel upscale``, ``eval`` and
+    ``export`` load a file with.
+
+    Args:
+        weights: a ``.safetensors`` path or the name of bundled weights for ``scale``.
+        model: the architecture, if the file should be read as that one.
+        **config: the builder's options (e.g. ``scale=3``).
+
+    Raises:
+        ValueError: unknown model or option; :class:`WeightsError` for unusable weights
+            (missing, not safetensors, another model or scale, tensors that do not fit).
+
+    Example:
+        >>> model, name, meta = load_model("espcn", scale=2)   # bundled weights by name
+        >>> type(model).__name__, name, meta.config["scale"]
+        ('ESPCN', 'espcn', 2)
+    """
     if find(weights) is not None:
         path = weights_path(str(weights), config.get("scale"))
         if not path.exists():
@@ -110,6 +145,9 @@ def get_model(
     else:
         path = Path(weights)
     tensors, meta = load_weights(path)
+    name = model or meta.model or "espcn"
+    entry = _entry(name)
+    _check_config(entry, config)
     if meta.model is not None and meta.model != name:
         raise WeightsError(f"{path}: weights are for model {meta.model!r}, not {name!r}")
     merged = dict(meta.config)
@@ -120,14 +158,14 @@ def get_model(
             )
         merged[key] = value
     _check_config(entry, merged)
-    model = entry.builder(**merged)
+    built = entry.builder(**merged)
     try:
-        model.load_state_dict(tensors, strict=True)
+        built.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise WeightsError(
             f"{path}: tensors do not fit model {name!r} {merged}: "
             f"{' '.join(line.strip() for line in first[:3])}"
         ) from exc
-    model.eval()
-    return model
+    built.eval()
+    return Loaded(built, name, meta)
