@@ -47,6 +47,7 @@ from subpixel import _copy
 
 __all__ = [
     "ORDER_ALIASES",
+    "SPATIAL_LETTERS",
     "TORCH_ORDERS",
     "ShuffleSpec",
     "convert_order",
@@ -60,7 +61,8 @@ DataFormat = Literal["channels_first", "channels_last"]
 Factor = int | Sequence[int]
 ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
 
-_SPATIAL_LETTERS = {1: "w", 2: "hw", 3: "dhw"}
+#: The spatial axes' letters of 1-, 2- and 3-D data, outermost first (orders.md).
+SPATIAL_LETTERS: dict[int, str] = {1: "w", 2: "hw", 3: "dhw"}
 
 #: Framework names accepted as ``order``, mapped to a rule building the order for n axes.
 ORDER_ALIASES: dict[str, str] = {
@@ -81,7 +83,7 @@ ORDER_ALIASES: dict[str, str] = {
 
 
 def _alias_to_order(rule: str, ndim: int) -> str:
-    spatial = _SPATIAL_LETTERS[ndim]
+    spatial = SPATIAL_LETTERS[ndim]
     return {
         "c+spatial": "c" + spatial,
         "spatial+c": spatial + "c",
@@ -92,7 +94,7 @@ def _alias_to_order(rule: str, ndim: int) -> str:
 
 #: PyTorch's order (``nn.PixelShuffle``'s; alias ``"torch"``) by number of spatial axes:
 #: ``{1: "cw", 2: "chw", 3: "cdhw"}``. The one table; layers, ICNR and the converter use it.
-TORCH_ORDERS: dict[int, str] = {n: _alias_to_order("c+spatial", n) for n in _SPATIAL_LETTERS}
+TORCH_ORDERS: dict[int, str] = {n: _alias_to_order("c+spatial", n) for n in SPATIAL_LETTERS}
 
 
 @lru_cache(maxsize=256)
@@ -114,15 +116,15 @@ def resolve_order(order: str, ndim: int | None = None) -> str:
     key = order.strip().lower()
     if key in ORDER_ALIASES:
         n = 2 if ndim is None else ndim
-        if n not in _SPATIAL_LETTERS:
+        if n not in SPATIAL_LETTERS:
             raise ValueError(f"order alias {order!r}: only 1, 2 or 3 spatial axes, got {n}")
         return _alias_to_order(ORDER_ALIASES[key], n)
     letters = set(key)
     n = len(key) - 1
     if (
-        n not in _SPATIAL_LETTERS
+        n not in SPATIAL_LETTERS
         or len(letters) != len(key)
-        or letters != set("c" + _SPATIAL_LETTERS[n])
+        or letters != set("c" + SPATIAL_LETTERS[n])
     ):
         raise ValueError(
             f"unknown or malformed order {order!r}: expected 'c' plus one letter per spatial "
@@ -162,7 +164,7 @@ class ShuffleSpec:
         else:
             raise TypeError(f"factor must be an int or a tuple of ints, got {factor!r}")
         key = order.strip().lower() if isinstance(order, str) else order
-        if ndim_hint is not None and ndim_hint not in _SPATIAL_LETTERS and key in ORDER_ALIASES:
+        if ndim_hint is not None and ndim_hint not in SPATIAL_LETTERS and key in ORDER_ALIASES:
             raise ValueError(
                 f"factor {factor!r} has {ndim_hint} entries; only 1, 2 or 3 spatial axes exist"
             )
@@ -199,7 +201,7 @@ class ShuffleSpec:
 
     def sizes_in_order(self, channels: int) -> tuple[int, ...]:
         """Sizes of the factorised channel axis, in the order string's order."""
-        spatial = _SPATIAL_LETTERS[self.ndim]
+        spatial = SPATIAL_LETTERS[self.ndim]
         return tuple(
             channels if letter == "c" else self.factors[spatial.index(letter)]
             for letter in self.order
@@ -207,7 +209,7 @@ class ShuffleSpec:
 
     def letter_positions(self) -> tuple[int, tuple[int, ...]]:
         """Position of ``c`` and of each spatial letter (outermost axis first) in the order."""
-        spatial = _SPATIAL_LETTERS[self.ndim]
+        spatial = SPATIAL_LETTERS[self.ndim]
         return self.order.index("c"), tuple(self.order.index(a) for a in spatial)
 
 
@@ -300,7 +302,7 @@ def _shuffle_plan(
         view = (*batch, *split, chans)
         c_axis = nb + 2 * n
         s_axis = [nb + 2 * k for k in range(n)]
-    spatial_letters = _SPATIAL_LETTERS[n]
+    spatial_letters = SPATIAL_LETTERS[n]
     factor_axes = [
         c_axis if letter == "c" else s_axis[spatial_letters.index(letter)] + 1
         for letter in spec.order

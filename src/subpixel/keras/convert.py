@@ -42,7 +42,7 @@ from subpixel.convert import _dilate_kernel, _transposed_to_conv_weight
 from subpixel.keras.layers import PixelShuffle
 from subpixel.keras.ops import resolve_format
 from subpixel.keras.weights import kernel_from_torch, kernel_to_torch
-from subpixel.ops import convert_order
+from subpixel.ops import SPATIAL_LETTERS, convert_order
 
 __all__ = [
     "ConvTransposeAsSubPixel",
@@ -61,7 +61,6 @@ _TRANSPOSED: dict[int, Any] = {
     2: keras.layers.Conv2DTranspose,
     3: keras.layers.Conv3DTranspose,
 }
-_SPATIAL = {1: "w", 2: "hw", 3: "dhw"}
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -160,7 +159,7 @@ class ConvTransposeAsSubPixel(keras.layers.Layer):
         self.crops = tuple((int(a), int(b)) for a, b in crops)
         self.data_format: str = resolve_format(data_format)
         first = self.data_format == "channels_first"
-        self.order = "c" + _SPATIAL[n] if first else _SPATIAL[n] + "c"
+        self.order = "c" + SPATIAL_LETTERS[n] if first else SPATIAL_LETTERS[n] + "c"
         self.conv = _CONVS[n](
             self.filters * math.prod(self.strides),
             self.kernel_size,
@@ -289,7 +288,7 @@ def transposed_to_subpixel(layer: keras.layers.Layer) -> ConvTransposeAsSubPixel
     w = torch.from_numpy(kernel_to_torch(layer.kernel))
     w = _dilate_kernel(w, dilation)
     low = _transposed_to_conv_weight(w, strides, 1)  # (out·∏s, in, *m), PyTorch order
-    spatial = _SPATIAL[n]
+    spatial = SPATIAL_LETTERS[n]
     first = layer.data_format == "channels_first"
     order = "c" + spatial if first else spatial + "c"
     torch_order = "c" + spatial

@@ -37,11 +37,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from subpixel.ops import Factor, ShuffleSpec, order_permutation
+from subpixel.ops import SPATIAL_LETTERS, Factor, ShuffleSpec, order_permutation
 
 __all__ = ["convert_order", "output_shape", "pixel_shuffle", "pixel_unshuffle", "resolve_format"]
 
-_SPATIAL_LETTERS = {1: "w", 2: "hw", 3: "dhw"}
 Dim = Any  # an int, None (unknown, symbolic shapes) or a scalar tensor (dynamic sizes)
 
 
@@ -185,7 +184,7 @@ def _plan(
         view = [*batch, *split, chans]
         c_axis = nb + 2 * n
         s_axis = [nb + 2 * k for k in range(n)]
-    letters = _SPATIAL_LETTERS[n]
+    letters = SPATIAL_LETTERS[n]
     factor_axes = [
         c_axis if letter == "c" else s_axis[letters.index(letter)] + 1 for letter in spec.order
     ]
