@@ -115,6 +115,16 @@ class CpuCaps:
             amx="amx_bf16" in flags and "amx_tile" in flags,
         )
 
+    @property
+    def kind(self) -> str:
+        """The row of :data:`INT8_SLOWER_SCALES`: ``"amx"``, ``"vnni"`` or ``"plain"``.
+
+        Example:
+            >>> CpuCaps(avx512=True, vnni=True).kind, CpuCaps().kind
+            ('vnni', 'plain')
+        """
+        return "amx" if self.amx else "vnni" if self.vnni else "plain"
+
     @staticmethod
     @functools.cache
     def detect() -> CpuCaps:
@@ -129,10 +139,18 @@ class CpuCaps:
         return CpuCaps()
 
 
-#: Scales at which the int8 network was measured slower than fp32, by CPU kind: on an Intel
-#: Xeon with AMX, int8 at ×2 lost to fp32 (issue 15's measurement); there ``"int8"`` runs
-#: the fp32 network instead, so that int8 is never the slower choice.
-INT8_SLOWER_SCALES: dict[str, frozenset[int]] = {"amx": frozenset({2}), "other": frozenset()}
+#: Scales at which the int8 network was measured slower than fp32, by CPU kind
+#: (:meth:`CpuCaps.kind`); there ``"int8"`` runs the fp32 network instead, so that int8 is
+#: never the slower choice. ``amx``: an Intel Xeon with AMX, int8 lost at ×2 (3.18× vs
+#: 3.56× OpenCV's frames/s, issue 15's measurement). ``vnni``: an AVX-512 VNNI EPYC (Zen 4),
+#: int8 faster at every scale (docs/benchmarks.md). ``plain``: a 2-core AVX2 EPYC without
+#: VNNI or BF16, int8/fp32 time 1.04-1.58 at ×3/×4 and 18-100 at ×2 (where the bf16 last
+#: layer has no hardware; 2026-12-03, docs/benchmarks.md).
+INT8_SLOWER_SCALES: dict[str, frozenset[int]] = {
+    "amx": frozenset({2}),
+    "vnni": frozenset(),
+    "plain": frozenset({2, 3, 4}),
+}
 
 
 @dataclass(frozen=True)
@@ -239,7 +257,7 @@ class _CpuInt8:
             return f"precision={req.precision!r} asked (int8 approximates; it runs when asked)"
         if req.device.type != "cpu":
             return "runs on the CPU only"
-        kind = "amx" if req.caps.amx else "other"
+        kind = req.caps.kind
         if req.scale in INT8_SLOWER_SCALES[kind]:
             return f"measured slower than fp32 at ×{req.scale} on this kind of CPU ({kind})"
         return req.unparsed
