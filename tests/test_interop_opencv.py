@@ -146,6 +146,14 @@ def test_network_equals_opencv_dnn(
 # --- the whole pipeline against cv2.dnn_superres ----------------------------------------------
 
 
+def _assert_within_a_level(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
+    """OpenCV parity: a float network's last bit may flip a rounding, rarely."""
+    assert ours.shape == ref.shape and ours.dtype == np.uint8
+    diff = np.abs(ours.astype(int) - ref.astype(int))
+    assert diff.max() <= 1, f"{what}: {diff.max()} levels"
+    assert (diff > 0).mean() < 1e-3
+
+
 @pytest.mark.parametrize(("folder", "name", "scale", "algorithm"), FILES, ids=IDS)
 def test_opencv_upsample_matches_dnn_superres(
     data_dir: Path,
@@ -161,12 +169,9 @@ def test_opencv_upsample_matches_dnn_superres(
     rng = np.random.default_rng(scale)
     images = [natural, rng.integers(0, 256, (21, 34, 3), dtype=np.uint8), natural[..., 1].copy()]
     for image in images:
-        ref = opencv.upsample(path, algorithm, scale, image)
-        ours = opencv_upsample(model, image)
-        assert ours.shape == ref.shape and ours.dtype == np.uint8
-        diff = np.abs(ours.astype(int) - ref.astype(int))
-        assert diff.max() <= 1, f"{path.name}: {diff.max()} levels"
-        assert (diff > 0).mean() < 1e-3
+        _assert_within_a_level(
+            opencv_upsample(model, image), opencv.upsample(path, algorithm, scale, image), path.name
+        )
     rgb = np.ascontiguousarray(natural[..., ::-1])
     ref_rgb = opencv.upsample(path, algorithm, scale, natural)[..., ::-1]
     assert np.abs(opencv_upsample(model, rgb, order="rgb").astype(int) - ref_rgb).max() <= 1
@@ -194,11 +199,9 @@ def test_upscale_with_imported_weights_runs_fast_and_matches_dnn_superres(
     assert up.backend.name == ("cpu-fp32" if algorithm == "espcn" else "cpu-layers")
     assert "OpenCV's integer steps" in up.backend.describe()
     rgb = np.ascontiguousarray(natural[..., ::-1])
-    ref = opencv.upsample(path, algorithm, scale, natural)[..., ::-1].astype(int)
+    ref = opencv.upsample(path, algorithm, scale, natural)[..., ::-1]
     for ours in (up(rgb), subpixel.upscale(rgb, scale=scale, weights=weights)):
-        diff = np.abs(ours.astype(int) - ref)
-        assert ours.shape == ref.shape and diff.max() <= 1, f"{name}_x{scale}: {diff.max()}"
-        assert (diff > 0).mean() < 1e-3
+        _assert_within_a_level(ours, ref, f"{name}_x{scale}")
 
 
 def test_color_conversions_bit_exact() -> None:

@@ -275,21 +275,20 @@ class _CpuFp32:
             return "runs on the CPU only"
         if req.precision == "bf16":
             return "precision='bf16' asked"
+        return self._unfit(req)
+
+    def _unfit(self, req: Request) -> str | None:
+        """Why this backend's networks cannot express the model, or ``None``."""
         return req.unparsed
 
     def build(self, req: Request) -> FastESPCN | None:
         return build_network(req.model, req.net, kernels=req.kernels)
 
 
-class _CpuLayers:
+class _CpuLayers(_CpuFp32):
     name = "cpu-layers"
-    exact = True
 
-    def declines(self, req: Request) -> str | None:
-        if req.device.type != "cpu":
-            return "runs on the CPU only"
-        if req.precision == "bf16":
-            return "precision='bf16' asked"
+    def _unfit(self, req: Request) -> str | None:
         return req.chain if isinstance(req.chain, str) else None
 
     def build(self, req: Request) -> FastESPCN | None:
