@@ -445,10 +445,18 @@ def test_upscaler_int8_and_unsupported_models() -> None:
     assert Upscaler(model, precision="int8").engine.fast is not None
     mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean()
     assert 10 * math.log10(255**2 / max(mse, 1e-12)) > 40.0
-    prelu = ESPCN(2, activation="prelu").eval()
-    assert Upscaler(prelu).engine.fast is None  # fp32: the plain path, same result
-    with pytest.raises(ValueError, match="int8"):
-        Upscaler(prelu, precision="int8")
+    from subpixel.backends import INT8_SLOWER_SCALES, CpuCaps
+
+    rgb_model = ESPCN(2, channels=3).eval()  # no fast network: the plain path
+    assert Upscaler(rgb_model).engine.fast is None
+    prelu = ESPCN(2, activation="prelu").eval()  # a chain: the cpu-layers backend, exact
+    assert Upscaler(prelu).backend.name == "cpu-layers"
+    for other in (rgb_model, prelu):
+        if 2 in INT8_SLOWER_SCALES[CpuCaps.detect().kind]:  # int8 runs fp32 here anyway
+            assert Upscaler(other, precision="int8").backend.exact
+        else:
+            with pytest.raises(ValueError, match="int8"):
+                Upscaler(other, precision="int8")
 
 
 def test_cli_precision_option(tmp_path: Path) -> None:

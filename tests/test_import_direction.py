@@ -25,6 +25,7 @@ RULES = {
     "_compiled.py": ("subpixel.fast", *_ABOVE_FAST, *_ABOVE_UPSCALE),
     "_copy.py": ("subpixel.fast", *_ABOVE_FAST, *_ABOVE_UPSCALE),
     "_files.py": ("subpixel.fast", *_ABOVE_FAST, *_ABOVE_UPSCALE),
+    "_cpu.py": ("subpixel.fast", *_ABOVE_FAST, *_ABOVE_UPSCALE),
     "_opencv_steps.py": ("subpixel.fast", *_ABOVE_FAST, *_ABOVE_UPSCALE),
     "fast": (*_ABOVE_FAST, *_ABOVE_UPSCALE),
     "backends.py": ("subpixel._upscale.engine", "subpixel._upscale.batch", *_ABOVE_UPSCALE),

@@ -56,12 +56,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import torch
 from torch import nn
 
+from subpixel._cpu import CpuCaps
 from subpixel._upscale.pipeline import Pipeline
 from subpixel.fast import CHROMA_MODES, FastESPCN, FastUpscaler
 from subpixel.fast._chain import _CpuChain, phase_chain
@@ -86,57 +86,6 @@ __all__ = [
 #: What ``precision=`` accepts: ``"auto"`` (exact fp32, or bf16 where the CPU has AMX),
 #: ``"fp32"`` (exact; refuses bf16), ``"bf16"`` or ``"int8"`` (approximate, CPU).
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-
-
-@dataclass(frozen=True)
-class CpuCaps:
-    """What the CPU offers that changes which backend is fastest (x86 flags).
-
-    :meth:`detect` reads them from ``/proc/cpuinfo``; tests inject their own.
-    """
-
-    avx512: bool = False
-    vnni: bool = False
-    bf16: bool = False
-    amx: bool = False
-
-    @classmethod
-    def from_flags(cls, flags: set[str]) -> CpuCaps:
-        """From a ``/proc/cpuinfo`` ``flags`` set.
-
-        Example:
-            >>> CpuCaps.from_flags({"avx512f", "avx512_vnni", "amx_bf16", "amx_tile"}).amx
-            True
-        """
-        return cls(
-            avx512="avx512f" in flags,
-            vnni="avx512_vnni" in flags or "avx_vnni" in flags,
-            bf16="avx512_bf16" in flags or "amx_bf16" in flags,
-            amx="amx_bf16" in flags and "amx_tile" in flags,
-        )
-
-    @property
-    def kind(self) -> str:
-        """The row of :data:`INT8_SLOWER_SCALES`: ``"amx"``, ``"vnni"`` or ``"plain"``.
-
-        Example:
-            >>> CpuCaps(avx512=True, vnni=True).kind, CpuCaps().kind
-            ('vnni', 'plain')
-        """
-        return "amx" if self.amx else "vnni" if self.vnni else "plain"
-
-    @staticmethod
-    @functools.cache
-    def detect() -> CpuCaps:
-        """This machine's capabilities (all ``False`` where ``/proc/cpuinfo`` is missing)."""
-        try:
-            text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return CpuCaps()
-        for line in text.splitlines():
-            if line.startswith("flags"):
-                return CpuCaps.from_flags(set(line.partition(":")[2].split()))
-        return CpuCaps()
 
 
 #: Scales at which the int8 network was measured slower than fp32, by CPU kind

@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from subpixel._cpu import CpuCaps
 from subpixel.fast._bands import _bands, _im2col_band
 from subpixel.fast._calibration import _default_calibration, _input_moments, _relu_ranges
 from subpixel.fast._kernels import Built, conv3x3
@@ -90,6 +91,7 @@ class _CpuInt8(FastESPCN):
         self.precision = "int8"
         self.device = torch.device("cpu")
         self.backend = "cpu-onednn-int8"
+        self.bf16_hardware = CpuCaps.detect().bf16
         self.act = net.activation
         self.out_act = net.out_act
         g_last, self.y_alpha, self.y_beta = _out_gain(net.out_act)
@@ -226,11 +228,16 @@ class _CpuInt8(FastESPCN):
         """oneDNN u8·s8 convolution of channels-last codes ``x``: float, or ReLU'd codes."""
         packed, ws, b, k, co = conv
         relu = codes if relu is None else relu
-        return torch.ops.onednn.qconv2d_pointwise(
+        # without BF16 hardware oneDNN's bfloat16 output runs a reference kernel (~100×
+        # slower at ×2 on an AVX2 EPYC): float32 out, then the same rounding to bfloat16
+        emulate = out_dtype == torch.bfloat16 and not self.bf16_hardware
+        z = torch.ops.onednn.qconv2d_pointwise(
             x, xq[0], xq[1], packed, ws, torch.zeros(co, dtype=torch.long), b,
             [1, 1], [k // 2, k // 2], [1, 1], 1, 1.0, 0,
-            None if codes else out_dtype, "relu" if relu else "none", [], "",
+            None if codes else (torch.float32 if emulate else out_dtype),
+            "relu" if relu else "none", [], "",
         )  # fmt: skip
+        return z.to(torch.bfloat16) if emulate else z
 
     def _raw_phases(self, y: torch.Tensor) -> torch.Tensor:
         h, w = y.shape
