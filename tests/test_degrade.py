@@ -17,6 +17,7 @@ from subpixel.color import rgb_to_ycbcr
 from subpixel.data import degrade as bicubic_protocol
 from subpixel.degrade import (
     CLEAN,
+    JPEG,
     PHOTO,
     Applied,
     DegradationConfig,
@@ -493,8 +494,11 @@ def test_config_validation_names_the_field(field: str, value: Any) -> None:
 
 
 def test_presets_and_boundary_errors() -> None:
-    assert preset("photo") is PHOTO and preset("Clean") is CLEAN
-    with pytest.raises(ValueError, match=r"'sharp'.*\['clean', 'photo'\]"):
+    assert preset("photo") is PHOTO and preset("Clean") is CLEAN and preset("JPEG") is JPEG
+    web = {"blur_prob": 0.0, "noise_prob": 0.15, "noise_sigma": [1, 4]}
+    web["downscale_weights"] = [["bicubic", 0.8], ["bilinear", 0.1], ["area", 0.1]]
+    assert configure("photo", web) == JPEG != PHOTO  # what the photo weights' ×3 run spelt out
+    with pytest.raises(ValueError, match=r"'sharp'.*\['clean', 'jpeg', 'photo'\]"):
         preset("sharp")
     assert DegradationConfig(order=["downscale"]).order == ("downscale",)  # type: ignore[arg-type]
     hr = torch.rand(3, 12, 12)

@@ -471,6 +471,8 @@ _DEGRADATION_WORDS = {
     "clean": "MATLAB bicubic downscaling (the SR protocol)",
     "photo": "random photo degradation (`subpixel.degrade.PHOTO`: 30 % clean bicubic, the rest "
     "blur, bicubic/bilinear/area downscaling, noise, JPEG 30-95)",
+    "jpeg": "random web-JPEG degradation (`subpixel.degrade.JPEG`: 30 % clean bicubic, the rest "
+    "mostly bicubic downscaling, light noise, JPEG 30-95)",
 }
 
 

@@ -82,11 +82,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--degradation",
-        choices=("clean", "photo"),
+        choices=("clean", "photo", "jpeg"),
         default="clean",
         type=str.lower,
-        help="how LR inputs are made: clean (MATLAB bicubic, the protocol; default) or photo "
-        "(random blur, downscaler, noise and JPEG per patch; see subpixel.degrade)",
+        help="how LR inputs are made: clean (MATLAB bicubic, the protocol; default), photo "
+        "(random blur, downscaler, noise and JPEG per patch) or jpeg (web JPEGs: no blur, "
+        "light noise; the bundled photo weights'); see subpixel.degrade",
     )
     p.add_argument(
         "--degradation-option",
