@@ -92,7 +92,7 @@ class Winograd3x3:
         if tuple(bias.shape) != (c_out,):
             return None
         g = torch.tensor(_WINOGRAD_G, dtype=torch.float64)
-        u = torch.einsum("ak,ockl,bl->abco", g, weight.detach().cpu().double(), g)
+        u = (g @ weight.detach().cpu().double() @ g.t()).permute(2, 3, 1, 0)  # G·w·Gᵀ: (a, b, c, o)
         c_pad = -(-c_out // 16) * 16
         u_pad = _aligned_zeros(36, c_in, c_pad)
         u_pad[:, :, :c_out] = u.reshape(36, c_in, c_out)
