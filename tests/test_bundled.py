@@ -33,8 +33,9 @@ QUALITY_BAR: dict[str, dict[int, tuple[float, float]]] = {
 #: int8's loss on Set5 (dB): issue 16 asks for at most 0.05. Exceptions, measured and reported
 #: short of it in docs/results.md: the 9-layer ×2 networks (all layers but the last in 8 bits).
 INT8_LOSS = {("fast", 2): 0.1, ("photo", 2): 0.1}
-#: photo: the largest clean-input loss to fast measured on Set5/Set14 (docs/results.md), dB.
-PHOTO_CLEAN_LOSS = {2: 1.5, 3: 1.0, 4: 1.5}
+#: photo: its clean-input loss to fast on Set5/Set14, dB: issue 17's 0.5, and at ×4 the
+#: measured 0.64 on Set5 (short of the target, reported in docs/results.md).
+PHOTO_CLEAN_LOSS = {2: 0.5, 3: 0.5, 4: 0.7}
 
 
 def _card(name: str, scale: int) -> dict:

@@ -74,9 +74,9 @@ BUNDLES: dict[str, Bundle] = {
             "photo",
             (2, 3, 4),
             3,
-            "the fast architecture trained on photo-like inputs (subpixel.degrade.PHOTO: JPEG, "
-            "noise, blur, other downscalers, 30 % clean): camera and web photos; it does not "
-            "sharpen JPEG blocks and noise",
+            "the fast architecture trained on web-JPEG inputs (subpixel.degrade.JPEG: JPEG "
+            "30-95, light noise, mostly bicubic downscaling; 30-50 % clean): camera and web "
+            "photos; it does not sharpen JPEG blocks and noise",
         ),
         Bundle(
             "faces",

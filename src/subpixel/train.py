@@ -469,18 +469,20 @@ def _model_card(
 
 _DEGRADATION_WORDS = {
     "clean": "MATLAB bicubic downscaling (the SR protocol)",
-    "photo": "random photo degradation (`subpixel.degrade.PHOTO`: 30 % clean bicubic, the rest "
-    "blur, bicubic/bilinear/area downscaling, noise, JPEG 30-95)",
-    "jpeg": "random web-JPEG degradation (`subpixel.degrade.JPEG`: 30 % clean bicubic, the rest "
-    "mostly bicubic downscaling, light noise, JPEG 30-95)",
+    "photo": "random photo degradation (`subpixel.degrade.PHOTO`: {clean} % clean bicubic, the "
+    "rest blur, bicubic/bilinear/area downscaling, noise, JPEG 30-95)",
+    "jpeg": "random web-JPEG degradation (`subpixel.degrade.JPEG`: {clean} % clean bicubic, the "
+    "rest mostly bicubic downscaling, light noise, JPEG 30-95)",
 }
 
 
 def _degradation_words(card: dict[str, Any]) -> str:
-    words = _DEGRADATION_WORDS.get(card.get("degradation", "clean"), "?")
-    options = card.get("degradation_options")
+    name = card.get("degradation", "clean")
+    options = card.get("degradation_options") or {}
+    clean = round(100 * configure(name, options).clean_prob) if name in _DEGRADATION_WORDS else 0
+    words = _DEGRADATION_WORDS.get(name, "?").format(clean=clean)
     if options:
-        words += f", with `{json.dumps(options, sort_keys=True)}`"
+        words += f"; the preset changed by `{json.dumps(options, sort_keys=True)}`"
     return words
 
 
