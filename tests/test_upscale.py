@@ -611,7 +611,9 @@ def test_rgb8_tile_doubles_only_for_the_banded_fp32_path() -> None:
     from subpixel._upscale.engine import Engine
 
     assert Engine(_model(2), tile=300).rgb8_tile == 600  # fp32 CPU: network in row bands
-    assert Engine(_model(2), tile=300, precision="int8").rgb8_tile == 300  # whole-tile layers
+    int8 = Engine(_model(2), tile=300, precision="int8")
+    # int8 holds whole tiles; where it is measured slower than fp32 (this CPU's kind) fp32 runs
+    assert int8.rgb8_tile == (300 if int8.backend.name == "cpu-int8" else 600)
     assert Engine(_model(2), tile=0).rgb8_tile == 0  # untiled stays untiled
 
 
