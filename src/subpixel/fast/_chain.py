@@ -86,6 +86,13 @@ def _leaves(module: nn.Module) -> list[nn.Module]:
     return [leaf for child in module.children() for leaf in _leaves(child)]
 
 
+def _ends_in_output_activation(leaves: list[nn.Module]) -> bool:
+    """Whether the last leaf is an activation after the upsampler (not between layers)."""
+    if len(leaves) < 2 or type(leaves[-1]) not in _OUT_ACT_NAMES:
+        return False
+    return not isinstance(leaves[-2], (nn.Conv2d, *ELEMENTWISE))
+
+
 def phase_chain(model: nn.Module) -> nn.Sequential:
     """``model`` as ``nn.Sequential(layers..., conv to s² phases, shuffle[, activation])``.
 
@@ -106,17 +113,7 @@ def phase_chain(model: nn.Module) -> nn.Sequential:
     if getattr(model, "residual", None) is not None:
         raise ValueError(f"{type(model).__name__}: residual={model.residual!r} is not a chain")
     leaves = _leaves(model)
-    tail: list[nn.Module] = []
-    if (
-        len(leaves) > 1
-        and type(leaves[-1]) in _OUT_ACT_NAMES
-        and type(leaves[-2])
-        not in (
-            nn.Conv2d,
-            *ELEMENTWISE,
-        )
-    ):
-        tail = [leaves.pop()]  # an output activation after the upsampler
+    tail = [leaves.pop()] if _ends_in_output_activation(leaves) else []
     if len(leaves) < 2:
         raise ValueError(f"{type(model).__name__} is too short to be a sub-pixel chain")
     *body, up = leaves
