@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import shutil
@@ -265,3 +266,68 @@ def test_degradation_options_change_the_inputs_are_on_the_card_and_bind_a_resume
         config(tmp_path / "c", degradation="photo", degradation_options={"blur": 0.1})
     with pytest.raises(ValueError, match="jpeg_quality"):
         config(tmp_path / "d", degradation="photo", degradation_options={"jpeg_quality": [0, 5]})
+
+
+def test_the_card_names_every_run_back_to_the_first(tmp_path: Path, one_thread: object) -> None:
+    """A model fine-tuned from a checkpoint of a model fine-tuned from another run: its card
+    lists all three runs' commands, oldest first, and says at which step each was taken."""
+    first = config(tmp_path, steps=10, out=str(tmp_path / "a"), command="subpixel train --out a")
+    train(first)
+    second = config(
+        tmp_path,
+        steps=10,
+        out=str(tmp_path / "b"),
+        init_from=str(tmp_path / "a" / "model.safetensors"),
+        command="subpixel train --out b --init-from a/model.safetensors",
+    )
+    train(second)
+    third = config(
+        tmp_path,
+        steps=10,
+        out=str(tmp_path / "c"),
+        init_from=str(tmp_path / "b" / "checkpoints" / "step-0000005.safetensors"),
+        command="subpixel train --out c --init-from b/checkpoints/step-0000005.safetensors",
+    )
+    train(third)
+    card = json.loads(load_metadata(tmp_path / "c" / "model.safetensors")["subpixel.card"])
+    assert [s["commands"] for s in card["lineage"]] == [[first.command], [second.command]]
+    assert "step" not in card["lineage"][0] and card["lineage"][1]["step"] == 5
+    text = (tmp_path / "c" / "model.md").read_text()
+    at = [text.index(c.command) for c in (first, second, third)]
+    assert at == sorted(at), "commands out of order on the card"
+    assert "(its step 5)" in text
+
+
+def test_a_checkpoint_from_before_lineages_still_gives_its_history(
+    tmp_path: Path, one_thread: object
+) -> None:
+    """Older checkpoints have no ``train.lineage``: the ``--init-from`` in their identity is
+    followed instead (while that file exists)."""
+    from safetensors.torch import save_file
+
+    from subpixel.cards import lineage_of
+
+    train(config(tmp_path, steps=5, out=str(tmp_path / "a"), command="cmd a"))
+    b = config(
+        tmp_path,
+        steps=5,
+        out=str(tmp_path / "b"),
+        init_from=str(tmp_path / "a" / "model.safetensors"),
+        command="cmd b",
+    )
+    train(b)
+    ckpt = tmp_path / "b" / "checkpoints" / "step-0000005.safetensors"
+    meta = load_metadata(ckpt)
+    del meta["train.lineage"]
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(ckpt), old, metadata=meta)
+    got = lineage_of(old)
+    assert [s["commands"] for s in got] == [["cmd a"], ["cmd b"]]
+    assert got[-1]["weights"] == str(old) and got[-1]["step"] == 5
+
+
+def load_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return dict(fh.metadata() or {})

@@ -40,6 +40,7 @@ from torch import nn
 from subpixel import __version__
 from subpixel._files import atomic_path, atomic_write_bytes, output_of, remove_stale_temps
 from subpixel._progress import progress_bar
+from subpixel.cards import Stage, card_markdown, lineage_of
 from subpixel.data import PatchSampler, find_images, load_image
 from subpixel.degrade import CLEAN, configure
 from subpixel.evaluate import evaluate_images
@@ -267,6 +268,7 @@ def _save_checkpoint(
     gen_states: list[torch.Tensor],
     elapsed: float,
     commands: list[str],
+    lineage: list[Stage],
     ema: nn.Module | None = None,
 ) -> Path:
     folder = run_dir / "checkpoints"
@@ -289,6 +291,7 @@ def _save_checkpoint(
             "train.optimizer": opt_meta,
             "train.identity": json.dumps(cfg.identity(), sort_keys=True),
             "train.commands": json.dumps(commands),
+            "train.lineage": json.dumps(lineage),
         },
     )
     for _, old in _checkpoints(run_dir)[: -cfg.keep_checkpoints]:
@@ -308,6 +311,7 @@ class _Restored:
     identity: dict[str, Any]
     path: Path
     commands: list[str]
+    lineage: list[Stage] | None  # None: a checkpoint from before lineages were recorded
 
 
 #: Files a run writes into its folder (atomically, through temporary files).
@@ -339,6 +343,7 @@ def _load_latest_checkpoint(run_dir: Path) -> _Restored | None:
                 identity=json.loads(extra["train.identity"]),
                 path=path,
                 commands=json.loads(extra.get("train.commands", '["(not recorded)"]')),
+                lineage=json.loads(extra["train.lineage"]) if "train.lineage" in extra else None,
             )
         except (WeightsError, KeyError, ValueError) as exc:
             warnings.warn(
@@ -442,6 +447,7 @@ def _model_card(
     seconds: float,
     metrics: dict[str, Any],
     commands: list[str],
+    lineage: list[Stage],
 ) -> dict[str, Any]:
     params = sum(p.numel() for p in model.parameters())
     return {
@@ -455,6 +461,7 @@ def _model_card(
         "validation": list(cfg.val),
         "command": commands[0] if commands else cfg.command,
         "commands": commands,
+        "lineage": lineage,
         "steps": steps,
         "batch_size": cfg.batch_size,
         "patch": cfg.patch,
@@ -465,69 +472,6 @@ def _model_card(
         "subpixel": __version__,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
-
-
-_DEGRADATION_WORDS = {
-    "clean": "MATLAB bicubic downscaling (the SR protocol)",
-    "photo": "random photo degradation (`subpixel.degrade.PHOTO`: {clean} % clean bicubic, the "
-    "rest blur, bicubic/bilinear/area downscaling, noise, JPEG 30-95)",
-    "jpeg": "random web-JPEG degradation (`subpixel.degrade.JPEG`: {clean} % clean bicubic, the "
-    "rest mostly bicubic downscaling, light noise, JPEG 30-95)",
-}
-
-
-def _degradation_words(card: dict[str, Any]) -> str:
-    name = card.get("degradation", "clean")
-    options = card.get("degradation_options") or {}
-    clean = round(100 * configure(name, options).clean_prob) if name in _DEGRADATION_WORDS else 0
-    words = _DEGRADATION_WORDS.get(name, "?").format(clean=clean)
-    if options:
-        words += f"; the preset changed by `{json.dumps(options, sort_keys=True)}`"
-    return words
-
-
-def card_markdown(card: dict[str, Any]) -> str:
-    """The model card as Markdown (what ``model.md`` holds)."""
-    lines = [
-        f"# {card['architecture']} ×{card['scale']}",
-        "",
-        f"- parameters: {card['parameters']:,}",
-        f"- config: `{json.dumps(card['config'], sort_keys=True)}`",
-        f"- training data: {', '.join(card['data'])}",
-        f"- LR inputs: {_degradation_words(card)}",
-        f"- steps: {card['steps']} (batch {card['batch_size']}, LR patch {card['patch']}), "
-        f"{card['seconds'] / 60:.1f} min on {card['device']}",
-        f"- torch {card['torch']}, subpixel {card['subpixel']}",
-    ]
-    if card.get("trained_as"):
-        trained = card["trained_as"]
-        lines.append(
-            f"- trained as `{trained['model']}` "
-            f"`{json.dumps(trained['config'], sort_keys=True)}`, saved collapsed"
-        )
-    lines += [
-        "",
-        "## Command",
-        "",
-    ]
-    commands = card.get("commands") or [card["command"] or "(called from Python)"]
-    if len(commands) > 1:
-        lines += ["The run was interrupted and resumed; every command, in order:", ""]
-    lines += ["```", *commands, "```", ""]
-    if card.get("metrics"):
-        lines += [
-            "## Evaluation (Y channel, shave = scale, MATLAB bicubic degradation)",
-            "",
-            "| data | images | PSNR | SSIM | bicubic PSNR | bicubic SSIM |",
-            "|---|---|---|---|---|---|",
-        ]
-        for name, m in card["metrics"].items():
-            lines.append(
-                f"| {name} | {m['images']} | {m['psnr']:.2f} | {m['ssim']:.4f} | "
-                f"{m['bicubic_psnr']:.2f} | {m['bicubic_ssim']:.4f} |"
-            )
-        lines.append("")
-    return "\n".join(lines)
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -542,8 +486,10 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     torch.manual_seed(cfg.seed)
     model = get_model(cfg.model, scale=cfg.scale, **cfg.model_options)
+    lineage: list[Stage] = []  # the runs that made the weights this run starts from
     if cfg.init_from:
         tensors = _init_tensors(cfg.init_from)
+        lineage = lineage_of(cfg.init_from)
         own = model.state_dict()
         fitting = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(fitting, strict=False)
@@ -575,6 +521,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         gen.set_state(restored.gen_states[rank])
         step, total, elapsed_before = restored.step, restored.total, restored.elapsed
         commands = [*restored.commands, cfg.command]
+        if restored.lineage is not None:  # what the run started from, even if since deleted
+            lineage = restored.lineage
         if cfg.steps is not None and cfg.steps != total:
             print(
                 f"changing the schedule's length from {total} to {cfg.steps} steps",
@@ -631,6 +579,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 states,
                 elapsed_before + time.perf_counter() - start,
                 commands,
+                lineage,
                 ema,
             )
             _write_log(log_path, rows)
@@ -696,7 +645,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         final, name_saved, config_saved = inference_form(cfg, scored)
         for name, imgs in val_sets.items():
             metrics[name] = evaluate_images(final, imgs, scale=cfg.scale)
-        card = _model_card(cfg, final, step, seconds, metrics, commands)
+        card = _model_card(cfg, final, step, seconds, metrics, commands, lineage)
         if name_saved != cfg.model:
             card.update(
                 architecture=name_saved,

@@ -76,6 +76,7 @@ from subpixel._files import atomic_write_bytes
 from subpixel._progress import progress_bar
 from subpixel.applications.experiments import image_grid, save_png
 from subpixel.applications.faces_split import SPLIT_RULES, describe_rule, face_split, person_of
+from subpixel.cards import command_lines
 from subpixel.color import rgb_to_y
 from subpixel.data import find_images, load_image, quantize
 from subpixel.models import get_model
@@ -776,13 +777,8 @@ def faces_card_markdown(card: dict[str, Any]) -> str:
         f"on {card.get('device', 'cpu')} ({card.get('machine', '')})",
         f"- torch {card['torch']}, subpixel {card['subpixel']}",
         "",
-        "## Command",
-        "",
+        *command_lines(card),
     ]
-    commands = card.get("commands") or [card.get("command") or "(called from Python)"]
-    if len(commands) > 1:
-        lines += ["The run was interrupted and resumed; every command, in order:", ""]
-    lines += ["```", *commands, "```", ""]
     metrics = card.get("metrics") or {}
     if metrics:
         from subpixel.applications.faces_eval import METHOD_LABELS
