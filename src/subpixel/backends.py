@@ -64,7 +64,7 @@ from torch import nn
 from subpixel._cpu import CpuCaps
 from subpixel._upscale.pipeline import Pipeline
 from subpixel.fast import CHROMA_MODES, FastESPCN, FastUpscaler
-from subpixel.fast._chain import _CpuChain, phase_chain
+from subpixel.fast._chain import PhaseChain, _CpuChain, phase_chain
 from subpixel.fast._kernels import Built
 from subpixel.fast._net import _Net, _parse
 from subpixel.fast._optimize import build_network
@@ -137,7 +137,7 @@ class Request:
         return self.parsed
 
     @functools.cached_property
-    def chain(self) -> nn.Sequential | str:
+    def chain(self) -> PhaseChain | str:
         """The model as a sub-pixel chain (:func:`~subpixel.fast._chain.phase_chain`), or why
         it is not one."""
         try:
@@ -242,7 +242,7 @@ class _CpuLayers(_CpuFp32):
 
     def build(self, req: Request) -> FastESPCN | None:
         chain = req.chain
-        assert isinstance(chain, nn.Sequential)
+        assert isinstance(chain, PhaseChain)
         return _CpuChain(chain)
 
 

@@ -5,7 +5,7 @@ and first-layer convolutions with tanh or ReLU). Other small SR networks are sti
 *chain*: convolutions ("same" zero padding, stride 1) and element-wise activations (PReLU,
 ReLU, tanh...), then an upsampler, either a periodic shuffle or a transposed convolution
 whose output is exactly ``scale`` times its input, as in FSRCNN. :func:`phase_chain` turns
-such a model into ``nn.Sequential(layers..., conv, PixelShuffle)``, the transposed
+such a model into a :class:`PhaseChain` (layers..., conv, PixelShuffle), the transposed
 convolution replaced by its phase convolution
 (:func:`subpixel.convert.transposed_to_phase_conv`), so that the last convolution's
 channels are the output's sub-pixel phases: what :class:`~subpixel.fast._torch._Torch`
@@ -39,7 +39,7 @@ from subpixel.convert import ConvTransposeAsSubPixel, transposed_to_phase_conv
 from subpixel.fast._bands import _band_map
 from subpixel.fast._net import _OUT_ACT_NAMES, FastESPCN, _apply_out, _shuffle_permutation
 
-__all__ = ["ELEMENTWISE", "phase_chain"]
+__all__ = ["ELEMENTWISE", "PhaseChain", "phase_chain"]
 
 #: The activations a chain may have between its convolutions (element-wise, per channel).
 ELEMENTWISE: tuple[type[nn.Module], ...] = (
@@ -93,8 +93,16 @@ def _ends_in_output_activation(leaves: list[nn.Module]) -> bool:
     return not isinstance(leaves[-2], (nn.Conv2d, *ELEMENTWISE))
 
 
-def phase_chain(model: nn.Module) -> nn.Sequential:
-    """``model`` as ``nn.Sequential(layers..., conv to s² phases, shuffle[, activation])``.
+class PhaseChain(nn.Sequential):
+    """The layers of a sub-pixel chain in order, and the ``scale`` its shuffle upsamples by."""
+
+    def __init__(self, *layers: nn.Module, scale: int) -> None:
+        super().__init__(*layers)
+        self.scale = scale
+
+
+def phase_chain(model: nn.Module) -> PhaseChain:
+    """``model`` as a :class:`PhaseChain`: layers..., conv to s² phases, shuffle[, activation].
 
     Args:
         model: a Y-channel SR model (one channel in and out, ``model.scale`` set, no
@@ -123,7 +131,8 @@ def phase_chain(model: nn.Module) -> nn.Sequential:
     for m in body:
         if not isinstance(m, ELEMENTWISE):
             prev = _check_conv(m, prev)
-    chain = copy.deepcopy(nn.Sequential(*body, *_upsampler(up, prev, scale), *tail)).eval()
+    layers = [*body, *_upsampler(up, prev, scale), *tail]
+    chain = copy.deepcopy(PhaseChain(*layers, scale=scale)).eval()
     _check_same_function(model, chain)
     return chain
 
@@ -164,8 +173,8 @@ class _CpuChain(FastESPCN):
     page-faulted in at every call.
     """
 
-    def __init__(self, chain: nn.Sequential, band_pixels: int = 0) -> None:
-        self.scale = s = _scale_of(chain)
+    def __init__(self, chain: PhaseChain, band_pixels: int = 0) -> None:
+        self.scale = s = chain.scale
         self.precision = "fp32"
         self.device = torch.device("cpu")
         self.backend = "cpu-onednn-bands"
@@ -215,11 +224,6 @@ class _CpuChain(FastESPCN):
         else:
             _apply_out(out, self.out_act)
         return out
-
-
-def _scale_of(chain: nn.Sequential) -> int:
-    last = [m for m in chain if isinstance(m, nn.Conv2d)][-1]
-    return math.isqrt(int(last.out_channels))
 
 
 #: Pixels per band of :class:`_CpuChain`. Measured (OpenCV's FSRCNN, 1080p output, 2-core
