@@ -268,9 +268,8 @@ def test_degradation_options_change_the_inputs_are_on_the_card_and_bind_a_resume
         config(tmp_path / "d", degradation="photo", degradation_options={"jpeg_quality": [0, 5]})
 
 
-def test_the_card_names_every_run_back_to_the_first(tmp_path: Path, one_thread: object) -> None:
-    """A model fine-tuned from a checkpoint of a model fine-tuned from another run: its card
-    lists all three runs' commands, oldest first, and says at which step each was taken."""
+def two_runs(tmp_path: Path) -> tuple[TrainConfig, TrainConfig]:
+    """Run ``a``, then run ``b`` started from ``a``'s final weights (10 steps each)."""
     first = config(tmp_path, steps=10, out=str(tmp_path / "a"), command="subpixel train --out a")
     train(first)
     second = config(
@@ -281,6 +280,13 @@ def test_the_card_names_every_run_back_to_the_first(tmp_path: Path, one_thread: 
         command="subpixel train --out b --init-from a/model.safetensors",
     )
     train(second)
+    return first, second
+
+
+def test_the_card_names_every_run_back_to_the_first(tmp_path: Path, one_thread: object) -> None:
+    """A model fine-tuned from a checkpoint of a model fine-tuned from another run: its card
+    lists all three runs' commands, oldest first, and says at which step each was taken."""
+    first, second = two_runs(tmp_path)
     third = config(
         tmp_path,
         steps=10,
@@ -307,23 +313,15 @@ def test_a_checkpoint_from_before_lineages_still_gives_its_history(
 
     from subpixel.cards import lineage_of
 
-    train(config(tmp_path, steps=5, out=str(tmp_path / "a"), command="cmd a"))
-    b = config(
-        tmp_path,
-        steps=5,
-        out=str(tmp_path / "b"),
-        init_from=str(tmp_path / "a" / "model.safetensors"),
-        command="cmd b",
-    )
-    train(b)
-    ckpt = tmp_path / "b" / "checkpoints" / "step-0000005.safetensors"
+    first, second = two_runs(tmp_path)
+    ckpt = tmp_path / "b" / "checkpoints" / "step-0000010.safetensors"
     meta = load_metadata(ckpt)
     del meta["train.lineage"]
     old = tmp_path / "old.safetensors"
     save_file(load_file(ckpt), old, metadata=meta)
     got = lineage_of(old)
-    assert [s["commands"] for s in got] == [["cmd a"], ["cmd b"]]
-    assert got[-1]["weights"] == str(old) and got[-1]["step"] == 5
+    assert [s["commands"] for s in got] == [[first.command], [second.command]]
+    assert got[-1]["weights"] == str(old) and got[-1]["step"] == 10
 
 
 def load_metadata(path: Path) -> dict[str, str]:

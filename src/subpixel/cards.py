@@ -40,7 +40,7 @@ from typing import Any
 from subpixel.degrade import configure
 from subpixel.serialization import WeightsError, read_weights_meta
 
-__all__ = ["card_markdown", "command_lines", "lineage_of"]
+__all__ = ["card_markdown", "command_lines", "lineage_of", "trained_as_lines"]
 
 #: How far :func:`lineage_of` follows ``--init-from`` paths of files that predate lineages.
 _MAX_DEPTH = 32
@@ -81,6 +81,15 @@ def _lineage(path: str, depth: int) -> list[Stage]:
         except WeightsError:
             pass
     return [stage]
+
+
+def trained_as_lines(card: dict[str, Any]) -> list[str]:
+    """The card's "trained as" fact: the training form of a model saved collapsed, if any."""
+    trained = card.get("trained_as")
+    if not trained:
+        return []
+    form = json.dumps(trained["config"], sort_keys=True)
+    return [f"- trained as `{trained['model']}` `{form}`, saved collapsed"]
 
 
 def command_lines(card: dict[str, Any]) -> list[str]:
@@ -136,13 +145,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"{card['seconds'] / 60:.1f} min on {card['device']}",
         f"- torch {card['torch']}, subpixel {card['subpixel']}",
     ]
-    if card.get("trained_as"):
-        trained = card["trained_as"]
-        lines.append(
-            f"- trained as `{trained['model']}` "
-            f"`{json.dumps(trained['config'], sort_keys=True)}`, saved collapsed"
-        )
-    lines += ["", *command_lines(card)]
+    lines += [*trained_as_lines(card), "", *command_lines(card)]
     if card.get("metrics"):
         lines += [
             "## Evaluation (Y channel, shave = scale, MATLAB bicubic degradation)",

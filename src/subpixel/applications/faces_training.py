@@ -76,7 +76,7 @@ from subpixel._files import atomic_write_bytes
 from subpixel._progress import progress_bar
 from subpixel.applications.experiments import image_grid, save_png
 from subpixel.applications.faces_split import SPLIT_RULES, describe_rule, face_split, person_of
-from subpixel.cards import command_lines
+from subpixel.cards import command_lines, trained_as_lines
 from subpixel.color import rgb_to_y
 from subpixel.data import find_images, load_image, quantize
 from subpixel.models import get_model
@@ -749,13 +749,8 @@ def faces_card_markdown(card: dict[str, Any]) -> str:
         "",
         f"- parameters: {card['parameters']:,}",
         f"- config: `{json.dumps(card['config'], sort_keys=True)}`",
+        *trained_as_lines(card),
     ]
-    if card.get("trained_as"):
-        trained = card["trained_as"]
-        lines.append(
-            f"- trained as `{trained['model']}` `{json.dumps(trained['config'], sort_keys=True)}`"
-            ", saved collapsed"
-        )
     lines.append(f"- training data: {', '.join(card['data'])} ({card['images']} images)")
     split = card.get("split")
     if split:
