@@ -104,7 +104,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-every", type=int, default=1000, help="validate every N steps")
     p.add_argument("--checkpoint-every", type=int, default=500, help="checkpoint every N steps")
     p.add_argument(
-        "--init-from", metavar="WEIGHTS", help="start from the fitting tensors of a .safetensors"
+        "--init-from",
+        metavar="WEIGHTS",
+        help="start from the fitting tensors of a .safetensors (a run's model or checkpoint); "
+        "the commands that made it go on this run's card",
     )
     p.add_argument("--no-scale-augment", action="store_true", help="no 0.6-0.9 HR downscaling")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
