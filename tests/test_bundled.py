@@ -57,6 +57,8 @@ def test_card_matches_model(name: str, scale: int) -> None:
     assert all(f"--scale {scale}" in c for c in commands) or name == "faces"
     markdown = path.with_suffix(".md").read_text()
     assert all(c in markdown for c in commands), "the card lists every command"
+    earlier = [c for stage in card.get("lineage", []) for c in stage["commands"]]
+    assert all(c in markdown for c in earlier), "the card lists the runs it started from"
     channels = getattr(model, "channels", 1)
     out = model(torch.rand(1, channels, 5, 6))
     assert out.shape == (1, channels, 5 * scale, 6 * scale)
