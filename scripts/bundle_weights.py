@@ -23,7 +23,7 @@ from pathlib import Path
 
 from subpixel.applications.faces_training import faces_card_markdown
 from subpixel.bundled import BUNDLES
-from subpixel.cards import card_markdown, lineage_of
+from subpixel.cards import card_markdown
 from subpixel.evaluate import evaluate_folder
 from subpixel.models import get_model
 from subpixel.serialization import load_weights, save_weights
@@ -35,9 +35,6 @@ WEIGHTS = ROOT / "src" / "subpixel" / "weights"
 def bundle(name: str, run: Path, data: Path) -> None:
     tensors, meta = load_weights(run / "model.safetensors")
     card = dict(meta.card)
-    if "lineage" not in card:  # a run from before lineages were recorded: ask its checkpoints
-        checkpoints = sorted((run / "checkpoints").glob("step-*.safetensors"))
-        card["lineage"] = lineage_of(checkpoints[-1])[:-1] if checkpoints else []
     scale = int(card["scale"])
     if scale not in BUNDLES[name].scales:
         raise SystemExit(f"{run}: ×{scale} is not listed for {name!r} in subpixel.bundled")

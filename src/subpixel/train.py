@@ -521,7 +521,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         gen.set_state(restored.gen_states[rank])
         step, total, elapsed_before = restored.step, restored.total, restored.elapsed
         commands = [*restored.commands, cfg.command]
-        if restored.lineage is not None:  # what the run started from, even if since deleted
+        if restored.lineage is not None:  # as recorded when the run started
             lineage = restored.lineage
         if cfg.steps is not None and cfg.steps != total:
             print(
