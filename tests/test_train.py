@@ -225,6 +225,15 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path: Path) 
     assert not list(run.rglob("*.tmp"))
 
 
+def _rank_logs(logs: Path) -> str:
+    """The last lines each torchrun worker wrote, named by file (``attempt_0/<rank>/...``)."""
+    parts = []
+    for log in sorted(logs.rglob("*.log")):
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        parts.append(f"--- {log.relative_to(logs)}\n{tail}\n")
+    return "".join(parts) + "--- torchrun\n"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
@@ -233,16 +242,53 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path: Path) 
 def test_torchrun_two_processes_cpu(tmp_path: Path) -> None:
     cfg = config(tmp_path, steps=6, checkpoint_every=3)
     torchrun = str(Path(sys.executable).with_name("torchrun"))
-    cmd = [torchrun, "--nproc_per_node=2", "--master_port", "29533", "-m", "subpixel",
-           *_cli(cfg)[3:]]  # fmt: skip
+    logs = tmp_path / "logs"  # each rank's own stdout and stderr, for the failure message
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "--log-dir", str(logs),
+           "--redirects", "3", "-m", "subpixel", *_cli(cfg)[3:]]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, _rank_logs(logs) + done.stderr[-2000:]
+    printed = sorted(p.read_text() for p in logs.rglob("stdout.log"))
+    assert [s.count("weights: ") for s in printed] == [0, 1]  # rank 0 alone reports
     weights = load_file(str(Path(cfg.out) / "model.safetensors"))
     assert weights["upsample.weight"].shape == (4, 32, 3, 3)
     ckpt = load_file(str(Path(cfg.out) / "checkpoints" / "step-0000006.safetensors"))
     assert {"rng.0", "rng.1"} <= set(ckpt)
     assert not torch.equal(ckpt["rng.0"], ckpt["rng.1"])
+
+
+_CALLER_OWNS_THE_GROUP = """
+import sys
+import torch.distributed as dist
+from subpixel.train import TrainConfig, train
+
+dist.init_process_group("gloo")
+cfg = TrainConfig(data=(sys.argv[1],), scale=2, out=sys.argv[2], steps=2, batch_size=4,
+                  patch=12, checkpoint_every=2, augment_scales=(), progress=False)
+train(cfg)
+assert dist.is_initialized(), "train() ended a process group it did not start"
+dist.barrier()  # the caller's group still works
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
+    reason="torchrun not installed",
+)
+def test_train_leaves_a_process_group_the_caller_started(tmp_path: Path) -> None:
+    script = tmp_path / "caller.py"
+    script.write_text(_CALLER_OWNS_THE_GROUP)
+    data = make_images(tmp_path / "data")
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    logs = tmp_path / "logs"
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "--log-dir", str(logs),
+           "--redirects", "3", str(script), str(data), str(tmp_path / "run")]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, _rank_logs(logs) + done.stderr[-2000:]
+    assert (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_degradation_options_change_the_inputs_are_on_the_card_and_bind_a_resume(

@@ -138,6 +138,8 @@ class TrainResult:
     steps: int
     seconds: float
     metrics: dict[str, dict[str, Any]]
+    #: False in the other processes of a torchrun group: rank 0 alone validates and writes.
+    main_process: bool = True
 
 
 #: Options added after checkpoints were first written, with their defaults (off).
@@ -356,14 +358,19 @@ def _load_latest_checkpoint(run_dir: Path) -> _Restored | None:
 # ----------------------------------------------------------------------------- the loop
 
 
-def _distributed() -> tuple[int, int]:
+def _distributed() -> tuple[int, int, bool]:
+    """This process's rank, the world size, and whether the group was started here.
+
+    Under torchrun (``WORLD_SIZE`` > 1) the default group is started unless the caller
+    already did; a group the caller started is theirs to end.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+    started = world > 1 and not dist.is_initialized()
+    if started:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+        return dist.get_rank(), dist.get_world_size(), started
+    return 0, 1, False
 
 
 def _gather_gen_states(gen: torch.Generator, world: int) -> list[torch.Tensor]:
@@ -476,7 +483,7 @@ def _model_card(
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train ``cfg.model`` on patches of ``cfg.data``; see the module docstring."""
-    rank, world = _distributed()
+    rank, world, started_group = _distributed()
     device = torch.device(cfg.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -636,6 +643,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             save()
     if bar is not None:
         bar.close()
+    del ddp_model  # its gradient hooks hold the group: release them before the group ends
     save()
     seconds = elapsed_before + time.perf_counter() - start
 
@@ -667,5 +675,6 @@ def train(cfg: TrainConfig) -> TrainResult:
         _plot(run_dir / "curves.png", rows)
     if world > 1:
         dist.barrier()
+    if started_group:
         dist.destroy_process_group()
-    return TrainResult(model_path, step, seconds, metrics)
+    return TrainResult(model_path, step, seconds, metrics, main_process=rank == 0)

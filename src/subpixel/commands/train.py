@@ -264,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
         command=shlex.join(["subpixel", *argv]),
     )
     result = train(cfg)
+    if not result.main_process:
+        return 0
     print(f"weights: {result.model_path}  ({result.steps} steps, {result.seconds / 60:.1f} min)")
     for name, m in result.metrics.items():
         print(f"  {name}: PSNR {m['psnr']:.2f} dB (bicubic {m['bicubic_psnr']:.2f})")
