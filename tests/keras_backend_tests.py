@@ -661,6 +661,43 @@ def test_tflite_on_set5(data_dir: Path, record: dict[str, Any]) -> None:
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TFLite export needs the TensorFlow backend")
+def test_cli_exports_tflite_as_pytorch_computes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``subpixel export -o x.tflite``: the file, run by TFLite's interpreter, against the
+    PyTorch model of the same weights (float32 to 1e-4; int8 within a few levels)."""
+    from PIL import Image
+
+    from subpixel.cli import main
+    from subpixel.keras.tflite import run_tflite, tflite_ops
+
+    reference = get_model("espcn", scale=4, weights="photo").eval()
+    x = _lr(4)
+    f32 = tmp_path / "photo_x4.tflite"
+    assert main(["export", "--weights", "photo", "--scale", "4", "-o", str(f32)]) == 0
+    assert "TFLite vs PyTorch: max abs difference" in capsys.readouterr().out
+    assert np.abs(run_tflite(f32, x) - _torch_out(reference, x)).max() < 1e-4
+    assert "DEPTH_TO_SPACE" in tflite_ops(f32)
+
+    rng = np.random.default_rng(0)  # smooth images to calibrate on (training-like, not test)
+    for i in range(3):
+        coarse = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        Image.fromarray(coarse).resize((160, 150), Image.BICUBIC).save(tmp_path / f"c{i}.png")
+    q8 = tmp_path / "photo_x4_int8.tflite"
+    args = ["--int8", "--calibration", str(tmp_path / "c0.png"), str(tmp_path / "c1.png")]
+    assert main(["export", "--weights", "photo", "--scale", "4", "-o", str(q8), *args]) == 0
+    assert "TFLite int8 vs PyTorch float32 on the 64 calibration patches" in capsys.readouterr().out
+    ops = tflite_ops(q8)
+    assert ops[0] == "QUANTIZE" and ops[-1] == "ADD"  # int8 inside, the bicubic skip float32
+    assert ops.index("DEQUANTIZE") < ops.index("CONCATENATION")
+    smooth = np.asarray(Image.open(tmp_path / "c2.png").convert("L").resize((40, 36)), np.float32)
+    probe = (smooth / 255)[None, :, :, None]
+    err = run_tflite(q8, probe) - _torch_out(reference, probe)
+    assert 10 * np.log10(1 / np.mean(err**2)) > 40  # dB: int8 rounding, not a wrong network
+    assert q8.stat().st_size < f32.stat().st_size / 2
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TFLite export needs the TensorFlow backend")
 def test_tflite_operators(tmp_path: Path) -> None:
     import tensorflow as tf
 

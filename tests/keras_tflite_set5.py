@@ -26,15 +26,12 @@ import numpy as np
 import torch
 
 from subpixel.color import rgb_to_y
-from subpixel.data import PatchSampler, degrade, find_images, load_image, mod_crop
+from subpixel.data import degrade, find_images, load_image, mod_crop
 from subpixel.evaluate import super_resolve_y
 from subpixel.keras.models import espcn
-from subpixel.keras.tflite import export_tflite, run_tflite
+from subpixel.keras.tflite import calibration_inputs, export_tflite, float_parts, run_tflite
 from subpixel.metrics import psnr, quantize
 from subpixel.models import get_model
-
-#: Keep the fixed bicubic skip (and the add) in float32 in the "int8" export: see docs/keras.md.
-ESPCN_FLOAT_SKIP: dict[str, Any] = {"float_layers": ["residual"], "float_ops": ["ADD"]}
 
 
 class NHWCModel(torch.nn.Module):
@@ -66,14 +63,6 @@ def set5_psnr(
     return {name: total / len(images) for name, total in totals.items()}
 
 
-def calibration_patches(data: Path, scale: int, count: int = 64) -> list[np.ndarray]:
-    """``count`` LR Y patches (1, 32, 32, 1) from the first 20 T91 images."""
-    images = [load_image(p) for p in find_images([data / "sr" / "T91"])[:20]]
-    sampler = PatchSampler(images, scale=scale, patch=32, augment_scales=())
-    lr, _ = sampler.batch(count, torch.Generator().manual_seed(0))
-    return [p[None].permute(0, 2, 3, 1).numpy() for p in lr]
-
-
 def score(
     data: Path, scale: int, *, full_int8: bool = False, with_torch: bool = True
 ) -> dict[str, Any]:
@@ -82,13 +71,15 @@ def score(
     integer file; ``with_torch=False`` leaves out the PyTorch model."""
     set5 = [load_image(p) for p in find_images([data / "sr" / "Set5"])]
     keras_model = espcn(scale, weights="espcn")
-    rep = calibration_patches(data, scale)
+    rep = calibration_inputs([data / "sr" / "T91"], scale)  # 64 patches, 20 images
     out: dict[str, Any] = {"scale": scale}
     with tempfile.TemporaryDirectory() as tmp:
         f32, q8, full = (Path(tmp) / name for name in ("f32.tflite", "int8.tflite", "full.tflite"))
         start = time.process_time()
         export_tflite(keras_model, f32)
-        export_tflite(keras_model, q8, quantize="int8", representative=rep, **ESPCN_FLOAT_SKIP)
+        export_tflite(
+            keras_model, q8, quantize="int8", representative=rep, **float_parts(keras_model)
+        )
         if full_int8:
             export_tflite(keras_model, full, quantize="int8", representative=rep)
         out["convert_cpu_s"] = round(time.process_time() - start, 1)

@@ -152,3 +152,32 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "--weights", str(weights), "-o", str(tmp_path / "no" / "x.onnx")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("subpixel export: error:") for line in err)
+
+
+def test_cli_export_refuses_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Options of the other format, an existing output, a model TFLite export does not
+    take: one line, status 1, nothing written or replaced (no Keras imported for these)."""
+    weights = tmp_path / "f.safetensors"
+    save_weights(weights, get_model("fsrcnn", scale=2).state_dict(), model="fsrcnn",
+                 config={"scale": 2})  # fmt: skip
+    existing = tmp_path / "old.onnx"
+    existing.write_bytes(b"keep me")
+    calls = [
+        (["-o", str(tmp_path / "a.tflite"), "--opset", "13"], "--opset: for --format onnx"),
+        (["-o", str(tmp_path / "a.onnx"), "--int8"], "--int8: for --format tflite"),
+        (["-o", str(tmp_path / "a.tflite"), "--int8"], "--int8 needs --calibration"),
+        (["-o", str(tmp_path / "a.tflite"), "--calibration", "x"], "is for --int8"),
+        (["-o", str(tmp_path / "a.tflite"), "--for", "dnn_superres"], "--for: for --format onnx"),
+        (["-o", str(tmp_path / "a.bin"), "--format", "tflite"], "ESPCN-architecture weights"),
+        (["-o", str(existing)], "exists (use --overwrite"),
+    ]
+    for extra, message in calls:
+        assert main(["export", "--weights", str(weights), *extra]) == 1, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (extra, err)
+    assert existing.read_bytes() == b"keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.safetensors", "old.onnx"]
+    assert main(["export", "--weights", str(weights), "-o", str(existing), "--overwrite"]) == 0
+    assert existing.read_bytes() != b"keep me"

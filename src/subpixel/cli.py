@@ -34,7 +34,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("train", "subpixel.commands.train", "train a super-resolution model"),
     Command("eval", "subpixel.commands.eval", "evaluate a model by the SR protocol"),
     Command("import-opencv", "subpixel.commands.import_opencv", "import an OpenCV .pb model"),
-    Command("export", "subpixel.commands.export", "export a model to ONNX"),
+    Command("export", "subpixel.commands.export", "export a model to ONNX or TFLite"),
     Command("experiment", "subpixel.commands.experiment", "sub-pixel vs transposed, measured"),
     Command("upscale", "subpixel.commands.upscale", "upscale images, folders and videos"),
 )

@@ -30,14 +30,75 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import keras
 import numpy as np
 
 from subpixel._files import atomic_write_bytes
 
-__all__ = ["export_tflite", "run_tflite"]
+__all__ = ["calibration_inputs", "export_tflite", "float_parts", "run_tflite", "tflite_ops"]
+
+
+class FloatParts(TypedDict, total=False):
+    """:func:`export_tflite`'s selective-quantisation arguments."""
+
+    float_layers: list[str]
+    float_ops: list[str]
+
+
+def float_parts(model: keras.Model) -> FloatParts:
+    """What an int8 export of ``model`` keeps in float32: an ESPCN's bicubic skip and its add.
+
+    The skip is a fixed bicubic filter whose int8 copy shifts its gain by 0.25-1.7 %: fully
+    integer, the bundled ``espcn`` loses 0.10-0.18 dB on Set5; with the skip in float32,
+    0.01-0.07 dB (docs/keras.md). A model without the skip: nothing (fully integer).
+    Pass the result to :func:`export_tflite` as keyword arguments.
+
+    Example:
+        >>> from subpixel.keras.models import ESPCN
+        >>> float_parts(ESPCN(2, residual="bicubic"))
+        {'float_layers': ['residual'], 'float_ops': ['ADD']}
+        >>> float_parts(ESPCN(2))
+        {}
+    """
+    if any(layer.name == "residual" for layer in model.layers):
+        return FloatParts(float_layers=["residual"], float_ops=["ADD"])
+    return FloatParts()
+
+
+def calibration_inputs(
+    sources: Iterable[str | os.PathLike[str]],
+    scale: int,
+    *,
+    channels: int = 1,
+    count: int = 64,
+    patch: int = 32,
+    max_images: int = 20,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """``count`` LR patches ``(1, patch, patch, channels)`` for int8 calibration.
+
+    Cut from the first ``max_images`` images of ``sources`` (folders or files, as
+    :func:`subpixel.data.find_images` lists them) and downscaled as training does (MATLAB
+    bicubic; Y for one channel, RGB for three), seeded. Use training images, not test images.
+
+    Raises:
+        FileNotFoundError, ValueError: no such folder, no images, or images too small for
+            ``patch·scale`` pixels.
+    """
+    import torch
+
+    from subpixel.data import PatchSampler, find_images, load_image
+
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (Y) or 3 (RGB), got {channels}")
+    images = [load_image(p) for p in find_images(sources)[:max_images]]
+    sampler = PatchSampler(
+        images, scale=scale, patch=patch, augment_scales=(), y_only=channels == 1
+    )
+    lr, _ = sampler.batch(count, torch.Generator().manual_seed(seed))
+    return [p[None].permute(0, 2, 3, 1).numpy() for p in lr]
 
 
 def _tensorflow() -> Any:
@@ -187,6 +248,17 @@ def _interpreter(tf: Any, **kwargs: Any) -> Any:
     except ImportError:
         Interpreter = tf.lite.Interpreter
     return Interpreter(**kwargs)
+
+
+def tflite_ops(model: str | os.PathLike[str] | bytes) -> list[str]:
+    """The operator types of a ``.tflite`` file (or its bytes), in execution order, as
+    TFLite's interpreter lists them before any delegate takes them (``CONV_2D``...)."""
+    tf = _tensorflow()
+    kwargs: dict[str, Any] = (
+        {"model_content": model} if isinstance(model, bytes) else {"model_path": os.fspath(model)}
+    )
+    interpreter = _interpreter(tf, **kwargs)
+    return [op["op_name"] for op in interpreter._get_ops_details()]
 
 
 def run_tflite(
