@@ -22,14 +22,15 @@ import torch
 from torch import nn
 
 from subpixel.cli import CliError
+from subpixel.models.espcn import ESPCN
 
 #: Largest |TFLite float32 - PyTorch| accepted on inputs in [0, 1].
 FLOAT_TOLERANCE = 1e-4
 
 
-def export(model: nn.Module, name: str, scale: int, out: Path, args: argparse.Namespace) -> None:
+def export(model: nn.Module, name: str, out: Path, args: argparse.Namespace) -> None:
     """Write ``out`` from ``args.weights`` (already loaded as ``model``) and check it."""
-    if name != "espcn":
+    if not isinstance(model, ESPCN):
         raise CliError(
             f"{args.weights}: TFLite export takes ESPCN-architecture weights (every bundled "
             f"model is one); this file holds {name!r}: export it with --format onnx"
@@ -37,7 +38,7 @@ def export(model: nn.Module, name: str, scale: int, out: Path, args: argparse.Na
     _keras_on_tensorflow()
     with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice, each call
         warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated")
-        _export(model, scale, out, args)
+        _export(model, model.scale, out, args)
 
 
 def _export(model: nn.Module, scale: int, out: Path, args: argparse.Namespace) -> None:

@@ -41,6 +41,8 @@ from subpixel.cli import CliError
 
 #: What ``--format`` takes.
 FORMATS = ("onnx", "tflite")
+#: ``--opset`` when not given.
+DEFAULT_OPSET = 17
 
 if TYPE_CHECKING:
     from torch import nn
@@ -68,7 +70,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset, >= 11 (default 17)")
+    p.add_argument(
+        "--opset", type=int, default=None, help=f"ONNX opset, >= 11 (default {DEFAULT_OPSET})"
+    )
     p.add_argument(
         "--static",
         type=int,
@@ -132,11 +136,11 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise CliError(f"{out}: exists (use --overwrite to replace it)")
     config = {} if args.scale is None else {"scale": args.scale}
-    model, name, meta = load_model(args.weights, model=args.model, **config)
+    model, name, _ = load_model(args.weights, model=args.model, **config)
     if fmt == "tflite":
         from subpixel.commands._tflite import export
 
-        export(model, name, int(meta.config.get("scale", 3)), out, args)
+        export(model, name, out, args)
         return 0
     return _onnx(model, name, out, args)
 
@@ -144,17 +148,17 @@ def run(args: argparse.Namespace) -> int:
 def _onnx(model: nn.Module, name: str, out: Path, args: argparse.Namespace) -> int:
     from subpixel.interop.onnx_export import check_onnx, onnx_ops, to_onnx
 
-    args.opset = 17 if args.opset is None else args.opset
+    opset = DEFAULT_OPSET if args.opset is None else args.opset
     superres = args.target == "dnn_superres"
     snippet = None
     try:
         if superres:
-            snippet = _export_dnn_superres(model, out, name, args)
+            snippet = _export_dnn_superres(model, out, name, opset, args.static)
         else:
             to_onnx(
                 model,
                 out,
-                opset=args.opset,
+                opset=opset,
                 dynamic=args.static is None,
                 input_shape=tuple(args.static) if args.static else None,
             )
@@ -177,19 +181,21 @@ def _onnx(model: nn.Module, name: str, out: Path, args: argparse.Namespace) -> i
     return 0
 
 
-def _export_dnn_superres(model: nn.Module, out: Path, name: str, args: argparse.Namespace) -> str:
+def _export_dnn_superres(
+    model: nn.Module, out: Path, name: str, opset: int, static: list[int] | None
+) -> str:
     """``--for dnn_superres``: write the NHWC-input file; returns the OpenCV calls to run it."""
     from subpixel.interop.opencv_onnx import Y_ALGORITHMS, to_dnn_superres
 
     size = None
-    if args.static:
-        n, c, h, w = args.static
+    if static:
+        n, c, h, w = static
         if (n, c) != (1, 1):
             raise CliError(f"--for dnn_superres: --static must be 1 1 H W, got {n} {c} {h} {w}")
         size = (h, w)
     algorithm = name if name in Y_ALGORITHMS else "espcn"
     try:
-        info = to_dnn_superres(model, out, algorithm=algorithm, opset=args.opset, size=size)
+        info = to_dnn_superres(model, out, algorithm=algorithm, opset=opset, size=size)
     except ValueError as exc:
         raise CliError(
             f"--for dnn_superres: {exc}; use a plain export with cv2.dnn.readNetFromONNX"
